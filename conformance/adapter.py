@@ -1,0 +1,160 @@
+"""Presenting a vLLM-shaped module (vLLM's own ``vision.py`` of any release
+0.11.0 -> newest, or a copy of it) through the documented signatures.
+
+The adaptation is decided by inspecting the module's signatures, not by its
+version number, so a copy of any release works as a candidate as it is.
+Everything not listed here is passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import os
+import types
+from typing import Any, Callable
+
+DOCUMENTED = (
+    "VisionFeatureSelectStrategy",
+    "VisionFeatureSelectStrategyStr",
+    "_get_vision_feature_selector",
+    "get_num_selected_vision_tokens",
+    "resolve_visual_encoder_outputs",
+    "get_llm_pos_ids_for_vision",
+    "get_load_balance_assignment",
+    "run_dp_sharded_vision_model",
+    "run_dp_sharded_mrope_vision_model",
+    "get_vision_encoder_info",
+    "get_vit_attn_backend",
+)
+
+
+class NotInThisForm(Exception):
+    """The release's form of the function cannot express this input."""
+
+
+def _params(fn: Callable) -> dict[str, inspect.Parameter]:
+    try:
+        return dict(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return {}
+
+
+def _adapt_resolve(fn: Callable) -> Callable:
+    params = _params(fn)
+    if "select_layers" in params or not params:
+        return fn
+    if "feature_sample_layers" not in params:
+        return fn
+
+    # <= 0.11.0: (encoder_outputs, feature_sample_layers, post_layer_norm, max_possible_layers)
+    @functools.wraps(fn)
+    def documented(encoder_outputs, post_layer_norm, *, select_layers=None,
+                   max_possible_layers=None, feature_select_strategy=None):
+        if feature_select_strategy is not None:
+            raise NotInThisForm("this release has no feature_select_strategy argument")
+        return fn(encoder_outputs, select_layers, post_layer_norm, max_possible_layers)
+
+    return documented
+
+
+def _backend_enum(module: types.ModuleType):
+    for name in ("AttentionBackendEnum", "_Backend"):
+        enum_cls = getattr(module, name, None)
+        if enum_cls is not None:
+            return enum_cls
+    return None
+
+
+def _to_enum(enum_cls, override: Any) -> Any:
+    """A backend name becomes the release's enum member; an unknown name is
+    passed on as the string, as a user of that release would."""
+    if isinstance(override, str) and enum_cls is not None:
+        try:
+            return enum_cls[override]
+        except KeyError:
+            return override
+    return override
+
+
+def _adapt_backend(fn: Callable, module: types.ModuleType) -> Callable:
+    params = _params(fn)
+    enum_cls = _backend_enum(module)
+    if "attn_backend_override" in params:
+        # 0.11.1 - 0.14.x: the documented form.
+        @functools.wraps(fn)
+        def documented(head_size, dtype, *, attn_backend_override=None):
+            return fn(head_size, dtype, attn_backend_override=_to_enum(enum_cls, attn_backend_override))
+
+        return documented
+
+    mm_getter = getattr(module, "get_multimodal_config", None)
+    private = getattr(module, "_get_vit_attn_backend", None)
+
+    @functools.wraps(fn)
+    def documented(head_size, dtype, *, attn_backend_override=None):
+        if attn_backend_override is None:
+            return fn(head_size, dtype)
+        if mm_getter is not None:
+            # 0.21+: the override comes from the multimodal config, validated
+            # by vLLM's own MultiModalConfig field validator.
+            from vllm.config import MultiModalConfig
+
+            name = getattr(attn_backend_override, "name", attn_backend_override)
+            config = MultiModalConfig(mm_encoder_attn_backend=name)
+            with _patch_attr(module, "get_multimodal_config", lambda: config):
+                return fn(head_size, dtype)
+        if private is not None:
+            # 0.15 - 0.20: the public function reads the engine config; the
+            # override argument lives on the private function.
+            return private(head_size, dtype, attn_backend_override=_to_enum(enum_cls, attn_backend_override))
+        # 0.11.0: no override at all.
+        raise NotInThisForm("this release's get_vit_attn_backend takes no override")
+
+    return documented
+
+
+@contextlib.contextmanager
+def _patch_attr(owner, name, value):
+    saved = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, saved)
+
+
+def looks_like_vllm(module: types.ModuleType) -> bool:
+    """A vLLM-shaped module: vLLM's ``vision.py`` or a copy of it."""
+    return hasattr(module, "current_platform") or getattr(module, "__name__", "").startswith("vllm.")
+
+
+def documented_names(module: Any) -> dict[str, Any]:
+    """The documented names ``module`` provides, adapted to the documented forms."""
+    found = {name: getattr(module, name) for name in DOCUMENTED if hasattr(module, name)}
+    if isinstance(module, types.ModuleType) and looks_like_vllm(module):
+        if "resolve_visual_encoder_outputs" in found:
+            found["resolve_visual_encoder_outputs"] = _adapt_resolve(found["resolve_visual_encoder_outputs"])
+        if "get_vit_attn_backend" in found:
+            found["get_vit_attn_backend"] = _adapt_backend(found["get_vit_attn_backend"], module)
+    return found
+
+
+@contextlib.contextmanager
+def environment(**values: str | None):
+    """Set (or unset, with None) environment variables for one call."""
+    saved = {k: os.environ.get(k) for k in values}
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

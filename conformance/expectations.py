@@ -1,0 +1,87 @@
+"""Known divergences: one plain-text file per target (and vLLM release).
+
+Format: one entry a line, ``FUNCTION CHECK``, with the reason in the comment
+lines (``# ...``) directly above it; a blank line ends a reason. Example::
+
+    # vLLM returns -1 tokens instead of refusing a count without a class token.
+    get_num_selected_vision_tokens error-zero-tokens-default
+
+An entry without a reason is refused. An entry that matched no divergence in a
+run is reported as stale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from importlib import resources
+
+BUILTIN_DIR = "expectations"
+
+
+class BadExpectations(Exception):
+    pass
+
+
+@dataclasses.dataclass
+class Entry:
+    function: str
+    check: str
+    reason: str
+    source: str  # "file:line"
+    matched: bool = False
+
+
+@dataclasses.dataclass
+class Expectations:
+    path: str | None = None
+    entries: dict[tuple[str, str], Entry] = dataclasses.field(default_factory=dict)
+
+    def lookup(self, function: str, check: str) -> Entry | None:
+        return self.entries.get((function, check))
+
+    def stale(self) -> list[Entry]:
+        return [e for e in self.entries.values() if not e.matched]
+
+
+def parse(text: str, source: str) -> Expectations:
+    result = Expectations(path=source)
+    reason: list[str] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            reason = []
+            continue
+        if line.startswith("#"):
+            reason.append(line.lstrip("#").strip())
+            continue
+        fields = line.split()
+        if len(fields) != 2:
+            raise BadExpectations(
+                f"{source}:{number}: {line!r} is not 'FUNCTION CHECK' (two fields)"
+            )
+        if not any(reason):
+            raise BadExpectations(
+                f"{source}:{number}: entry {line!r} has no reason (a '# ...' comment directly above it)"
+            )
+        key = (fields[0], fields[1])
+        result.entries[key] = Entry(fields[0], fields[1], " ".join(r for r in reason if r), f"{source}:{number}")
+    return result
+
+
+def builtin_path(name: str) -> str | None:
+    """The shipped file for ``name`` (e.g. ``vllm-0.33.0``), if there is one."""
+    candidate = resources.files("conformance").joinpath(BUILTIN_DIR, f"{name}.txt")
+    return str(candidate) if candidate.is_file() else None
+
+
+def load(spec: str) -> Expectations:
+    """``spec`` is a path or the name of a shipped file (``vllm-0.33.0``)."""
+    path = spec if os.path.isfile(spec) else builtin_path(spec)
+    if path is None:
+        raise BadExpectations(
+            f"expectations {spec!r}: no such file, and no shipped file of that name "
+            "(accepted: a path, or a shipped name such as vllm-0.33.0)"
+        )
+    with open(path, encoding="utf-8") as handle:
+        return parse(handle.read(), os.path.relpath(path) if not os.path.isabs(spec) else path)

@@ -1,0 +1,471 @@
+"""The registry: one record per documented name, its checks, nothing else.
+
+Adding a documented function costs one reference function, one strategy
+module and one record here; the generic tests in ``conformance.suite`` run
+every check of every record against every target.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import math
+import typing
+
+import torch
+from hypothesis import strategies as st
+
+from strategies import backend as s_backend
+from strategies import dp as s_dp
+from strategies import encoder_info as s_info
+from strategies import encoder_outputs as s_enc
+from strategies import feature_select as s_fs
+from strategies import load_balance as s_lb
+from strategies import pos_ids as s_pos
+
+from .adapter import environment
+from .checks import Check, Ctx, Outcome, agrees, compare_outcomes, raises, returns
+from .compare import diff
+from .simgroup import CollectiveMismatch, SimulationUnsupported, run_simulated
+
+
+@dataclasses.dataclass
+class FunctionSpec:
+    name: str
+    summary: str
+    checks: list[Check]
+
+    def check(self, check_id: str) -> Check:
+        return next(c for c in self.checks if c.id == check_id)
+
+
+# ---- type aliases -----------------------------------------------------------
+
+def _literal_values(alias) -> set | None:
+    if typing.get_origin(alias) is typing.Literal:
+        return set(typing.get_args(alias))
+    return None
+
+
+def _check_str_alias(ctx: Ctx, _: dict) -> None:
+    alias = ctx.impl()
+    values = _literal_values(alias)
+    if values != {"class", "default", "full"}:
+        raise ctx.diverge(f"VisionFeatureSelectStrategyStr={alias!r}, but should be Literal['class', 'default', 'full']", {})
+
+
+def _check_union_alias(ctx: Ctx, _: dict) -> None:
+    alias = ctx.impl()
+    members = typing.get_args(alias) if typing.get_origin(alias) in (typing.Union, getattr(__import__("types"), "UnionType", None)) else ()
+    literal = any(_literal_values(m) == {"class", "default", "full"} for m in members)
+    tensor_fn = any(
+        typing.get_origin(m) is collections.abc.Callable and typing.get_args(m) == ([torch.Tensor], torch.Tensor)
+        for m in members
+    )
+    if not (literal and tensor_fn and len(members) == 2):
+        raise ctx.diverge(
+            f"VisionFeatureSelectStrategy={alias!r}, but should be the union of "
+            "Literal['class', 'default', 'full'] and Callable[[Tensor], Tensor]", {})
+
+
+ALIASES = [
+    FunctionSpec("VisionFeatureSelectStrategyStr", "the named strategies", [
+        Check("case-literal-values", "a Literal of exactly 'class', 'default', 'full'", _check_str_alias, example={}),
+    ]),
+    FunctionSpec("VisionFeatureSelectStrategy", "a named strategy or a tensor callable", [
+        Check("case-union-members", "the union of the Literal and Callable[[Tensor], Tensor]", _check_union_alias, example={}),
+    ]),
+]
+
+
+# ---- feature selection ------------------------------------------------------
+
+@st.composite
+def _selector_inputs(draw):
+    return {"strategy": draw(s_fs.feature_select_strategies()), "feats": draw(s_fs.vision_features())}
+
+
+def _selector_agrees(ctx: Ctx, ex: dict) -> None:
+    kwargs = {"strategy": ex["strategy"]}
+    got = ctx.call(kwargs)
+    want = ctx.ref(kwargs)
+    if got.exc is not None or want.exc is not None:
+        compare_outcomes(ctx, want, got, kwargs)
+        return
+    if callable(ex["strategy"]) and got.value is not ex["strategy"]:
+        raise ctx.diverge("a callable strategy must be returned unchanged (the same object)", kwargs)
+    applied = ctx.invoke(got.value, ex["feats"].clone())
+    compare_outcomes(ctx, Outcome(value=want.value(ex["feats"].clone())), applied, ex, path="selector(feats)")
+
+
+def _identity_strategy(feats):
+    return feats[:, ::2, :]
+
+
+FEATURE_SELECTOR = FunctionSpec("_get_vision_feature_selector", "a strategy -> the function applying it", [
+    Check("property-agrees", "the selector keeps the same tokens as the reference's, exactly",
+          _selector_agrees, strategy=_selector_inputs(), needs_reference=True),
+    Check("case-callable-unchanged", "a callable strategy is returned as the same object",
+          lambda ctx, ex: None if ctx.call(ex).value is _identity_strategy else (_ for _ in ()).throw(
+              ctx.diverge("a callable strategy must be returned unchanged", ex)),
+          example={"strategy": _identity_strategy}),
+    returns("case-class-keeps-first", "'class' keeps token 0 only",
+            {"strategy": "class"}, None),  # replaced below: applied to a tensor
+    raises("error-unknown-name", "an unknown strategy name raises ValueError", {"strategy": "cls"}, ValueError),
+    raises("error-none", "None is no strategy: ValueError", {"strategy": None}, ValueError),
+])
+
+
+def _class_keeps_first(ctx: Ctx, ex: dict) -> None:
+    feats = torch.arange(2 * 5 * 3).reshape(2, 5, 3)
+    got = ctx.call(ex)
+    if got.exc is not None:
+        raise ctx.diverge(got.describe(), ex)
+    applied = ctx.invoke(got.value, feats)
+    compare_outcomes(ctx, Outcome(value=torch.tensor([[[0, 1, 2]], [[15, 16, 17]]])), applied, ex, path="selector(feats)")
+
+
+FEATURE_SELECTOR.checks[2] = Check("case-class-keeps-first", "'class' on [2, 5, 3] keeps [:, :1, :]",
+                                    _class_keeps_first, example={"strategy": "class"})
+
+
+@st.composite
+def _count_inputs(draw):
+    return {"num_vision_tokens": draw(s_fs.token_counts()), "strategy": draw(s_fs.feature_select_strategies())}
+
+
+def _count_matches_selector(ctx: Ctx, kwargs: dict) -> None:
+    selector_fn = ctx.impl("_get_vision_feature_selector") or ctx.reference.get("_get_vision_feature_selector")
+    feats = torch.zeros(1, kwargs["num_vision_tokens"], 4)
+    want = Outcome(value=int(selector_fn(kwargs["strategy"])(feats).shape[1]))
+    compare_outcomes(ctx, want, ctx.call(kwargs), kwargs)
+
+
+NUM_SELECTED = FunctionSpec("get_num_selected_vision_tokens", "how many tokens a strategy keeps", [
+    agrees("property-agrees", "equals the reference's count", _count_inputs()),
+    Check("property-matches-selector", "equals the token count the selector actually keeps",
+          _count_matches_selector, strategy=_count_inputs()),
+    returns("case-default-576", "'default' on 577 tokens (CLIP-L/336) keeps 576",
+            {"num_vision_tokens": 577, "strategy": "default"}, 576),
+    raises("error-zero-tokens-default", "0 tokens cannot lose a class token: ValueError",
+           {"num_vision_tokens": 0, "strategy": "default"}, ValueError),
+    raises("error-unknown-strategy", "an unknown strategy raises ValueError",
+           {"num_vision_tokens": 10, "strategy": "patch"}, ValueError),
+])
+
+
+# ---- resolve_visual_encoder_outputs -----------------------------------------
+
+def _upstream_case(select_layers, loaded, max_layers, expected_layers):
+    def build():
+        return {"encoder_outputs": s_enc.hidden_states(loaded, 1, 2, 3), "post_layer_norm": None,
+                "select_layers": select_layers, "max_possible_layers": max_layers}
+
+    def expected():
+        states = s_enc.hidden_states(max(expected_layers), 1, 2, 3)
+        return torch.cat([states[k] for k in expected_layers], dim=-1)
+
+    return build, expected
+
+
+class _PlusHalf(torch.nn.Module):
+    """A visible 'post norm': adds 0.5, so where it was applied shows in the values."""
+
+    def forward(self, x):
+        return x + 0.5
+
+
+def _final_layer_case(select_layers, normed):
+    def build():
+        return {"encoder_outputs": s_enc.hidden_states(4, 1, 2, 1), "post_layer_norm": _PlusHalf(),
+                "select_layers": select_layers, "max_possible_layers": 4}
+
+    def expected():
+        states = s_enc.hidden_states(4, 1, 2, 1)
+        positions = [p if p >= 0 else 5 + p for p in select_layers]
+        return torch.cat([states[p] + (0.5 if p == 4 and normed else 0.0) for p in positions], dim=-1)
+
+    return build, expected
+
+
+RESOLVE_CASES = []
+for _id, _args in {
+    "case-upstream-all-loaded-positive": ([1, 10], 10, 10, [1, 10]),
+    "case-upstream-all-loaded-negative": ([-10, -1], 10, 10, [1, 10]),
+    "case-upstream-truncated-positive": ([1, 10], 10, 20, [1, 10]),
+    "case-upstream-truncated-negative": ([-20, -11], 10, 20, [1, 10]),
+}.items():
+    _b, _e = _upstream_case(*_args)
+    RESOLVE_CASES.append(returns(_id, f"vLLM's own fixed case {_args}", _b, _e))
+for _id, _sel, _doc in [
+    ("case-post-norm-final-negative", [1, -1], "post norm applies to the last layer written -1"),
+    ("case-post-norm-final-positive", [1, 4], "post norm applies to the last layer written max_possible_layers"),
+    ("case-post-norm-not-penultimate", [1, 3], "post norm does not apply to layer max_possible_layers - 1"),
+]:
+    _b, _e = _final_layer_case(_sel, True)
+    RESOLVE_CASES.append(returns(_id, _doc, _b, _e))
+
+RESOLVE = FunctionSpec("resolve_visual_encoder_outputs", "hidden states -> one tensor", [
+    agrees("property-single-output", "one last-layer tensor: strategy then post norm",
+           s_enc.encoder_output_problems(select=False)),
+    agrees("property-layer-lookup", "selected loaded layers (either notation), no post norm, concatenated",
+           s_enc.encoder_output_problems(with_norm=False)),
+    agrees("property-post-norm", "with a post norm: applied to the full encoder's last layer only",
+           s_enc.encoder_output_problems(with_norm=True, include_final=True)),
+    *RESOLVE_CASES,
+    raises("error-list-without-select-layers", "a list of states needs select_layers: ValueError",
+           lambda: {"encoder_outputs": s_enc.hidden_states(2, 1, 2, 2), "post_layer_norm": None}, ValueError),
+    raises("error-missing-max-layers", "select_layers without max_possible_layers: ValueError",
+           lambda: {"encoder_outputs": s_enc.hidden_states(2, 1, 2, 2), "post_layer_norm": None,
+                    "select_layers": [1]}, ValueError),
+    raises("error-empty-select-layers", "an empty selection: ValueError",
+           lambda: {"encoder_outputs": s_enc.hidden_states(2, 1, 2, 2), "post_layer_norm": None,
+                    "select_layers": [], "max_possible_layers": 2}, ValueError),
+    raises("error-unloaded-layer-negative", "layer -1 of a 4-layer encoder with 2 loaded was not loaded: IndexError",
+           lambda: {"encoder_outputs": s_enc.hidden_states(2, 1, 2, 2), "post_layer_norm": None,
+                    "select_layers": [-1], "max_possible_layers": 4}, IndexError),
+])
+
+
+# ---- get_llm_pos_ids_for_vision ---------------------------------------------
+
+POS_IDS = FunctionSpec("get_llm_pos_ids_for_vision", "M-RoPE position ids of one vision item", [
+    agrees("property-agrees", "equals the reference's ids exactly (int64, same device)", s_pos.pos_id_inputs()),
+    returns("case-two-frames", "2 frames of a 2x3 grid starting at 10",
+            lambda: {"start_idx": 10, "vision_idx": 1, "spatial_merge_size": 1, "t_index": [0, 1],
+                     "grid_hs": torch.tensor([5, 2]), "grid_ws": torch.tensor([5, 3])},
+            lambda: torch.tensor([[10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11],
+                                  [10, 10, 10, 11, 11, 11, 10, 10, 10, 11, 11, 11],
+                                  [10, 11, 12, 10, 11, 12, 10, 11, 12, 10, 11, 12]])),
+    returns("case-large-t-index", "a temporal position above 2**24 stays exact",
+            lambda: {"start_idx": 0, "vision_idx": 0, "spatial_merge_size": 1, "t_index": [2**24 + 1],
+                     "grid_hs": torch.tensor([1]), "grid_ws": torch.tensor([1])},
+            lambda: torch.tensor([[2**24 + 1], [0], [0]])),
+])
+
+
+# ---- get_load_balance_assignment --------------------------------------------
+
+def _valid_partition(ctx: Ctx, kwargs: dict) -> None:
+    got = ctx.call(kwargs)
+    if got.exc is not None:
+        raise ctx.diverge(got.describe(), kwargs)
+    sizes, gpus = kwargs["sizes"], kwargs["num_gpus"]
+    value = got.value
+    if not (isinstance(value, tuple) and len(value) == 3 and all(isinstance(v, list) for v in value)):
+        raise ctx.diverge(f"result={value!r}, but should be a tuple of three lists", kwargs)
+    order, counts, loads = value
+    problems = []
+    if sorted(order) != list(range(len(sizes))):
+        problems.append(f"shuffle_indices={order} is not a permutation of range({len(sizes)})")
+    if len(counts) != gpus or sum(counts) != len(sizes) or min(counts, default=0) < 0:
+        problems.append(f"gpu_sample_counts={counts} should have {gpus} entries summing to {len(sizes)}")
+    elif len(loads) != gpus:
+        problems.append(f"grouped_sizes_per_gpu={loads} should have {gpus} entries")
+    else:
+        start = 0
+        for g in range(gpus):
+            group = order[start:start + counts[g]]
+            if loads[g] != sum(sizes[i] for i in group):
+                problems.append(f"grouped_sizes_per_gpu[{g}]={loads[g]}, but its images {group} total "
+                                f"{sum(sizes[i] for i in group)}")
+                break
+            start += counts[g]
+        if not problems and sizes and max(loads) - min(loads) > max(sizes):
+            problems.append(f"loads {loads} differ by more than the largest image {max(sizes)}")
+    if problems:
+        raise ctx.diverge(problems[0], kwargs)
+
+
+LOAD_BALANCE = FunctionSpec("get_load_balance_assignment", "images -> ranks, balanced by size", [
+    agrees("property-agrees", "equals the documented largest-first greedy assignment exactly",
+           s_lb.load_balance_inputs(),
+           examples=({"sizes": [], "num_gpus": 1}, {"sizes": [5], "num_gpus": 4}, {"sizes": [0, 0, 0], "num_gpus": 2},
+                     {"sizes": [7, 7, 7, 7], "num_gpus": 3})),
+    Check("property-valid-partition", "a permutation, per-rank counts and totals that add up, totals within max(sizes)",
+          _valid_partition, strategy=s_lb.load_balance_inputs()),
+    returns("case-docstring-example", "the docstring's [1000, 100, 200, 50] on 2 ranks",
+            {"sizes": [1000, 100, 200, 50], "num_gpus": 2}, ([0, 2, 1, 3], [1, 3], [1000, 350])),
+    returns("case-no-images", "no images: every rank gets none",
+            {"sizes": [], "num_gpus": 3}, ([], [0, 0, 0], [0, 0, 0])),
+    raises("error-zero-gpus", "0 ranks: ValueError", {"sizes": [], "num_gpus": 0}, ValueError),
+    raises("error-negative-size", "a negative size: ValueError", {"sizes": [5, -1], "num_gpus": 2}, ValueError),
+])
+
+
+# ---- data-parallel functions --------------------------------------------------
+
+def _simulate(ctx: Ctx, world: int, call) -> list:
+    fn = ctx.impl()
+    try:
+        return run_simulated(fn, call, world)
+    except SimulationUnsupported:
+        raise
+    except CollectiveMismatch as exc:
+        raise ctx.diverge(f"collective mismatch: {exc}") from None
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            raise
+        notes = " ".join(getattr(exc, "__notes__", []))
+        raise ctx.diverge(f"raised {type(exc).__name__}: {exc} {notes}".strip()) from None
+
+
+def _plain_matches(ctx: Ctx, ex: dict) -> None:
+    model = ex["model"].build()
+    with torch.inference_mode():
+        want = model(ex["image_input"].clone())
+        results = _simulate(ctx, ex["world_size"], lambda fn: ctx.invoke(fn, ex["image_input"].clone(), model))
+    for rank, outcome in enumerate(results):
+        compare_outcomes(ctx, Outcome(value=want), outcome, ex, path=f"rank {rank}: result")
+
+
+def _mrope_matches(ctx: Ctx, ex: dict) -> None:
+    spec = ex["model"]
+    model = spec.build()
+    grids, pixels = ex["grid_thw_list"], ex["pixel_values"]
+    want, start = [], 0
+    with torch.inference_mode():
+        for grid in grids:
+            n = math.prod(grid)
+            grid_arg = torch.tensor([grid]) if ex["rope_type"] == "rope_2d" else [list(grid)]
+            out = model(pixels[start:start + n].clone(), grid_arg)
+            want.append(torch.cat(out) if isinstance(out, list) else out)
+            start += n
+        results = _simulate(ctx, ex["world_size"], lambda fn: ctx.invoke(
+            fn, model, pixels.clone(), [list(g) for g in grids], rope_type=ex["rope_type"]))
+    for rank, outcome in enumerate(results):
+        compare_outcomes(ctx, Outcome(value=tuple(want)), outcome, ex, path=f"rank {rank}: result")
+
+
+def _dp_check(check_id, doc, run, strategy, examples=()):
+    return Check(check_id, doc, run, strategy=strategy, examples=examples)
+
+
+def _mrope_example(grids, world, merge=1, rope="rope_3d"):
+    spec = s_dp.ModelSpec(rope, 2, 3, (merge, merge), torch.float32, 1)
+    patches = sum(math.prod(g) for g in grids)
+    return {"pixel_values": torch.arange(patches * 2, dtype=torch.float32).reshape(patches, 2) % 7,
+            "grid_thw_list": grids, "model": spec, "rope_type": rope, "world_size": world}
+
+
+DP_PLAIN = FunctionSpec("run_dp_sharded_vision_model", "a model run split across ranks on dim 0", [
+    _dp_check("property-matches-unsharded", "every simulated rank returns exactly model(image_input)",
+              _plain_matches, s_dp.plain_dp_problems()),
+])
+
+DP_MROPE = FunctionSpec("run_dp_sharded_mrope_vision_model", "an M-RoPE model run balanced across ranks", [
+    _dp_check("property-matches-per-image-rope3d", "every rank returns, per image in order, the model's output for it alone",
+              _mrope_matches, s_dp.mrope_problems("rope_3d"),
+              examples=(_mrope_example([[1, 10, 100], [1, 10, 10], [1, 10, 20], [1, 5, 10]], 2),
+                        _mrope_example([], 3), _mrope_example([[1, 2, 2]], 4, merge=2))),
+    _dp_check("property-matches-per-image-rope2d", "the same for rope_2d models ([h, w] grids, [tokens, r, hidden])",
+              _mrope_matches, s_dp.mrope_problems("rope_2d")),
+])
+
+
+# ---- get_vision_encoder_info -------------------------------------------------
+
+def _info_answers(ctx: Ctx, info, ex) -> list[Outcome]:
+    return [
+        ctx.invoke(info.get_image_size),
+        ctx.invoke(info.get_patch_size),
+        ctx.invoke(info.get_patch_grid_length),
+        ctx.invoke(info.get_num_image_tokens, image_width=ex["image_width"], image_height=ex["image_height"]),
+    ]
+
+
+ANSWERS = ("get_image_size()", "get_patch_size()", "get_patch_grid_length()", "get_num_image_tokens(...)")
+
+
+def _info_agrees(ctx: Ctx, ex: dict) -> None:
+    kwargs = {"hf_config": ex["hf_config"]}
+    got, want = ctx.call(kwargs), ctx.ref(kwargs)
+    if got.exc is not None or want.exc is not None:
+        compare_outcomes(ctx, want, got, ex)
+        return
+    ref_answers = [Outcome(value=f()) if True else None for f in (
+        want.value.get_image_size, want.value.get_patch_size, want.value.get_patch_grid_length,
+        lambda: want.value.get_num_image_tokens(image_width=ex["image_width"], image_height=ex["image_height"]))]
+    for label, w, g in zip(ANSWERS, ref_answers, _info_answers(ctx, got.value, ex)):
+        compare_outcomes(ctx, w, g, ex, path=label)
+
+
+def _info_case(family_config, width, height, answers):
+    def run(ctx: Ctx, ex: dict) -> None:
+        got = ctx.call({"hf_config": ex["hf_config"]})
+        if got.exc is not None:
+            raise ctx.diverge(got.describe(), ex)
+        for label, want, outcome in zip(ANSWERS, answers, _info_answers(ctx, got.value, ex)):
+            compare_outcomes(ctx, Outcome(value=want), outcome, ex, path=label)
+    return run
+
+
+def _hf(config_name, **kw):
+    def build():
+        import transformers
+        from types import SimpleNamespace
+        top = {k: kw.pop(k) for k in list(kw) if k == "spatial_merge_size"}
+        return SimpleNamespace(vision_config=getattr(transformers, config_name)(**kw), **top)
+    return build
+
+
+def _clip_indivisible(ctx: Ctx, ex: dict) -> None:
+    got = ctx.call({"hf_config": ex["hf_config"]})
+    if got.exc is not None:
+        return compare_outcomes(ctx, Outcome(exc=ValueError()), got, ex)
+    compare_outcomes(ctx, Outcome(exc=ValueError("image_size not a multiple of patch_size")),
+                     ctx.invoke(got.value.get_patch_grid_length), ex, path="get_patch_grid_length()")
+
+
+ENCODER_INFO = FunctionSpec("get_vision_encoder_info", "CLIP / SigLIP / Pixtral token geometry", [
+    Check("property-agrees", "the four answers equal the reference's for drawn configs and image sizes",
+          _info_agrees, strategy=s_info.encoder_info_problems(), needs_reference=True),
+    Check("case-clip-336", "CLIP 336/14: 24 patches a side, 577 tokens",
+          _info_case(None, 640, 480, [336, 14, 24, 577]),
+          example=lambda: {"hf_config": _hf("CLIPVisionConfig", image_size=336, patch_size=14)(),
+                           "image_width": 640, "image_height": 480}),
+    Check("case-siglip-384", "SigLIP 384/14: 27 a side, 729 tokens",
+          _info_case(None, 640, 480, [384, 14, 27, 729]),
+          example=lambda: {"hf_config": _hf("SiglipVisionConfig", image_size=384, patch_size=14)(),
+                           "image_width": 640, "image_height": 480}),
+    Check("case-pixtral-wide", "Pixtral 1024/16, a 2000x500 image scales to 1024x256: 64 x 16 tokens",
+          _info_case(None, 2000, 500, [1024, 16, 64, 1024]),
+          example=lambda: {"hf_config": _hf("PixtralVisionConfig", image_size=1024, patch_size=16)(),
+                           "image_width": 2000, "image_height": 500}),
+    Check("case-pixtral-merge", "Pixtral with spatial_merge_size 2: 32-pixel tokens; 100x50 -> 4 x 2 tokens",
+          _info_case(None, 100, 50, [1024, 32, 32, 8]),
+          example=lambda: {"hf_config": _hf("PixtralVisionConfig", image_size=1024, patch_size=16,
+                                            spatial_merge_size=2)(),
+                           "image_width": 100, "image_height": 50}),
+    raises("error-unsupported-config", "a ViT config is not supported: NotImplementedError",
+           lambda: {"hf_config": _hf("ViTConfig")()}, NotImplementedError),
+    Check("error-clip-indivisible", "CLIP with image_size 225, patch 14: ValueError from the grid length",
+          _clip_indivisible, example=lambda: {"hf_config": _hf("CLIPVisionConfig", image_size=225, patch_size=14)()}),
+])
+
+
+# ---- get_vit_attn_backend ----------------------------------------------------
+
+def _backend_env_ignored(ctx: Ctx, ex: dict) -> None:
+    with environment(VLLM_ATTENTION_BACKEND="FLASH_ATTN"):
+        got = ctx.call(ex)
+    compare_outcomes(ctx, ctx.ref(ex), got, ex)
+
+
+BACKEND = FunctionSpec("get_vit_attn_backend", "the ViT attention backend on this machine's platform", [
+    agrees("property-default", "no override: the platform's default for any head size and dtype",
+           s_backend.backend_queries(override=False)),
+    returns("case-override-supported", "an override the platform supports is honoured",
+            {"head_size": 64, "dtype": torch.float16, "attn_backend_override": "TORCH_SDPA"}, "TORCH_SDPA"),
+    raises("error-override-unsupported", "FLASH_ATTN on a CPU: ValueError naming what is accepted",
+           {"head_size": 64, "dtype": torch.float16, "attn_backend_override": "FLASH_ATTN"}, ValueError),
+    Check("case-env-does-not-select", "VLLM_ATTENTION_BACKEND (the decoder's setting) does not change the answer",
+          _backend_env_ignored, example={"head_size": 80, "dtype": torch.bfloat16}, needs_reference=True),
+])
+
+
+REGISTRY: list[FunctionSpec] = [
+    *ALIASES, FEATURE_SELECTOR, NUM_SELECTED, RESOLVE, POS_IDS, LOAD_BALANCE, DP_PLAIN, DP_MROPE,
+    ENCODER_INFO, BACKEND,
+]
+BY_NAME = {spec.name: spec for spec in REGISTRY}

@@ -1,0 +1,159 @@
+"""Strategies for the data-parallel functions (``run_dp_sharded_vision_model``,
+``run_dp_sharded_mrope_vision_model``): model descriptions, inputs, grid
+lists, and world sizes.
+
+Models are described by a picklable :class:`ModelSpec` and built with
+``spec.build()``, so the same description can be sent to real ranks. Their
+weights and inputs are small integers, so every result is exact in float32
+and float64 whatever the order of summation: a sharded run must equal the
+unsharded one bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import torch
+from hypothesis import strategies as st
+
+from ._budget import MAX_ELEMENTS, MAX_IMAGES, MAX_RANKS
+
+DTYPES = (torch.float32, torch.float64)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A per-sample vision model.
+
+    * ``kind="rows"``: ``[N, *row] -> [N, out_dim]``, each row independently.
+    * ``kind="rope_3d"``: ``(pixels [P, C], grids list) -> [P / m**2, out_dim]``
+      with ``spatial_merge_size = m``; each output token sees its ``m**2``
+      patches plus its position inside its own image.
+    * ``kind="rope_2d"``: ``(pixels [P, C], grids int64 tensor) ->
+      [P / (kh*kw), kh*kw, out_dim]`` with ``merge_kernel_size = (kh, kw)`` and
+      ``config.hidden_size = out_dim``; a list per image when ``returns_list``.
+    """
+
+    kind: str
+    in_dim: int
+    out_dim: int
+    merge: tuple[int, int] = (1, 1)
+    dtype: torch.dtype = torch.float32
+    seed: int = 0
+    returns_list: bool = False
+
+    @property
+    def reduction(self) -> int:
+        return self.merge[0] * self.merge[1]
+
+    def build(self) -> torch.nn.Module:
+        return _SpecModel(self)
+
+
+class _SpecModel(torch.nn.Module):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        fan_in = spec.in_dim * (spec.reduction if spec.kind == "rope_3d" else 1)
+        self.proj = torch.nn.Linear(fan_in, spec.out_dim, dtype=spec.dtype)
+        generator = torch.Generator().manual_seed(spec.seed)
+        with torch.no_grad():
+            self.proj.weight.copy_(torch.randint(-2, 3, self.proj.weight.shape, generator=generator))
+            self.proj.bias.copy_(torch.randint(-3, 4, self.proj.bias.shape, generator=generator))
+        self.calls: list[int] = []  # rows seen by each call (instrumentation)
+        if spec.kind == "rope_3d":
+            self.spatial_merge_size = spec.merge[0]
+            self.out_hidden_size = spec.out_dim
+        elif spec.kind == "rope_2d":
+            self.merge_kernel_size = spec.merge
+            self.config = SimpleNamespace(hidden_size=spec.out_dim)
+
+    def _positions(self, grids) -> torch.Tensor:
+        rows = [math.prod(int(v) for v in grid) // self.spec.reduction for grid in grids]
+        return torch.cat([torch.arange(n) for n in rows]) if rows else torch.zeros(0)
+
+    def forward(self, pixels: torch.Tensor, grids=None):
+        self.calls.append(pixels.shape[0])
+        spec = self.spec
+        x = pixels.to(spec.dtype)
+        if spec.kind == "rows":
+            return self.proj(x.reshape(x.shape[0], -1))
+        grid_list = grids.tolist() if isinstance(grids, torch.Tensor) else list(grids)
+        pos = self._positions(grid_list).to(spec.dtype)
+        if spec.kind == "rope_3d":
+            out = self.proj(x.reshape(-1, spec.in_dim * spec.reduction))
+            return out + pos[:, None]
+        out = self.proj(x.reshape(-1, spec.reduction, spec.in_dim)) + pos[:, None, None]
+        if spec.returns_list:
+            sizes = [math.prod(g) // spec.reduction for g in grid_list]
+            return list(out.split(sizes))
+        return out
+
+
+def world_sizes(max_ranks: int = MAX_RANKS) -> st.SearchStrategy[int]:
+    """Simulated group sizes, 1 (one rank) to ``max_ranks``."""
+    return st.integers(1, max_ranks)
+
+
+def _ints(shape, seed: int, dtype) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(-4, 5, shape, generator=generator).to(dtype)
+
+
+@st.composite
+def plain_dp_problems(draw) -> dict:
+    """``image_input``, a ``rows`` model spec and a world size: 0 to many
+    images, often fewer images than ranks."""
+    world = draw(world_sizes())
+    n = draw(st.integers(0, 3 * MAX_IMAGES))
+    row_shape = tuple(draw(st.lists(st.integers(1, 4), min_size=0, max_size=2))) or (1,)
+    dtype = draw(st.sampled_from(DTYPES))
+    spec = ModelSpec("rows", math.prod(row_shape), draw(st.integers(1, 6)), dtype=dtype, seed=draw(st.integers(0, 999)))
+    image_input = _ints((n, *row_shape), draw(st.integers(0, 999)), dtype)
+    return {"image_input": image_input, "model": spec, "world_size": world}
+
+
+@st.composite
+def grid_lists(draw, rope_type: str = "rope_3d", merge: tuple[int, int] = (2, 2), max_images: int = MAX_IMAGES,
+               max_patches: int = MAX_ELEMENTS // 4) -> list[list[int]]:
+    """Grid lists: ``[t, h, w]`` (``rope_3d``, ``h`` and ``w`` multiples of
+    the merge size) or ``[h, w]`` (``rope_2d``, multiples of the kernel);
+    empty lists, one image, equal sizes and mixed sizes."""
+    kh, kw = merge
+    count = draw(st.integers(0, max_images))
+    equal = draw(st.booleans())
+    grids: list[list[int]] = []
+    total = 0
+    for _ in range(count):
+        if equal and grids:
+            grid = list(grids[0])
+        else:
+            h = kh * draw(st.integers(1, 4))
+            w = kw * draw(st.integers(1, 4))
+            grid = [draw(st.integers(1, 2)), h, w] if rope_type == "rope_3d" else [h, w]
+        if total + math.prod(grid) > max_patches:
+            break
+        total += math.prod(grid)
+        grids.append(grid)
+    return grids
+
+
+@st.composite
+def mrope_problems(draw, rope_type: str = "rope_3d") -> dict:
+    """``pixel_values``, ``grid_thw_list``, a model spec, ``rope_type`` and a world size."""
+    if rope_type == "rope_3d":
+        m = draw(st.integers(1, 2))
+        merge = (m, m)
+    else:
+        merge = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    grids = draw(grid_lists(rope_type, merge))
+    dtype = draw(st.sampled_from(DTYPES))
+    channels = draw(st.integers(1, 4))
+    spec = ModelSpec(rope_type, channels, draw(st.integers(1, 5)), merge, dtype, draw(st.integers(0, 999)),
+                     returns_list=rope_type == "rope_2d" and draw(st.booleans()))
+    patches = sum(math.prod(g) for g in grids)
+    pixel_values = _ints((patches, channels), draw(st.integers(0, 999)), dtype)
+    return {"pixel_values": pixel_values, "grid_thw_list": grids, "model": spec, "rope_type": rope_type,
+            "world_size": draw(world_sizes())}
