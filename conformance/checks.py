@@ -18,7 +18,14 @@ from .timebound import ExampleTimeout, time_bound
 
 
 class Divergence(AssertionError):
-    """A target departs from the contract on one input."""
+    """A target departs from the contract on one input.
+
+    ``what`` is the one-sentence difference, ``call`` the input, formatted.
+    """
+
+    def __init__(self, what: str, call: str | None = None, target: str | None = None) -> None:
+        super().__init__(f"{what} [{call}] target={target}" if call else what)
+        self.what, self.call = what, call
 
 
 class NotApplicable(Exception):
@@ -146,7 +153,7 @@ class Ctx:
 
     def diverge(self, what: str, kwargs: dict | None = None) -> Divergence:
         call = format_call(self.function, kwargs) if kwargs is not None else self.current
-        return Divergence(f"{what} [{call}] target={self.target.name}")
+        return Divergence(what, call, self.target.name)
 
 
 def compare_outcomes(ctx: Ctx, expected: Outcome, actual: Outcome, kwargs: dict, tol: Tolerance = EXACT,

@@ -79,7 +79,7 @@ class _SpecModel(torch.nn.Module):
         spec = self.spec
         x = pixels.to(spec.dtype)
         if spec.kind == "rows":
-            return self.proj(x.reshape(x.shape[0], -1))
+            return self.proj(x.reshape(x.shape[0], spec.in_dim))
         grid_list = grids.tolist() if isinstance(grids, torch.Tensor) else list(grids)
         pos = self._positions(grid_list).to(spec.dtype)
         if spec.kind == "rope_3d":

@@ -32,13 +32,15 @@ def encoder_shapes(draw) -> dict:
 
 
 @st.composite
-def layer_selections(draw, max_possible_layers: int, num_loaded: int, include_final: bool | None = None) -> list[int]:
+def layer_selections(draw, max_possible_layers: int, num_loaded: int, include_final: bool | None = None,
+                     final_as: str | None = None) -> list[int]:
     """Non-empty selections of *loaded* hidden states, each written as a
     non-negative index or as a negative index relative to the full encoder.
 
     ``include_final``: None draws freely; False never selects the full
     encoder's last layer (so a post norm does not apply); True always ends
-    the selection with it (then every layer must be loaded).
+    the selection with it (then every layer must be loaded). ``final_as``:
+    None draws the notation of that last entry, ``"negative"`` writes it -1.
     """
     full = max_possible_layers + 1
     candidates = list(range(num_loaded + 1))
@@ -49,7 +51,10 @@ def layer_selections(draw, max_possible_layers: int, num_loaded: int, include_fi
     positions = draw(st.lists(st.sampled_from(candidates), min_size=1, max_size=4))
     if include_final:
         positions.append(max_possible_layers)
-    return [p if draw(st.booleans()) else p - full for p in positions]
+    layers = [p if draw(st.booleans()) else p - full for p in positions]
+    if include_final and final_as == "negative":
+        layers[-1] = -1
+    return layers
 
 
 def post_norms(dim: int) -> st.SearchStrategy:
@@ -67,12 +72,13 @@ def post_norms(dim: int) -> st.SearchStrategy:
 
 
 @st.composite
-def encoder_output_problems(draw, select: bool = True, with_norm: bool | None = None, include_final: bool | None = None) -> dict:
+def encoder_output_problems(draw, select: bool = True, with_norm: bool | None = None, include_final: bool | None = None,
+                            final_as: str | None = None) -> dict:
     """Keyword arguments for ``resolve_visual_encoder_outputs``.
 
     ``select``: draw ``select_layers`` over a list of hidden states (else a
     single last-layer tensor). ``with_norm``: None draws, True/False forces a
-    post norm or none. ``include_final`` is passed to :func:`layer_selections`.
+    post norm or none. ``include_final`` and ``final_as`` go to :func:`layer_selections`.
     """
     shape = draw(encoder_shapes())
     if include_final:
@@ -83,7 +89,7 @@ def encoder_output_problems(draw, select: bool = True, with_norm: bool | None = 
     strategy = draw(st.none() | feature_select_strategies())
     if not select:
         return {"encoder_outputs": states[-1], "post_layer_norm": norm, "feature_select_strategy": strategy}
-    layers = draw(layer_selections(shape["max_possible_layers"], shape["num_loaded"], include_final))
+    layers = draw(layer_selections(shape["max_possible_layers"], shape["num_loaded"], include_final, final_as))
     return {
         "encoder_outputs": states,
         "post_layer_norm": norm,

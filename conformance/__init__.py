@@ -1,0 +1,1 @@
+"""vllm-vision-conformance: the harness (targets, checks, plugin, report, CLI)."""

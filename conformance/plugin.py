@@ -1,0 +1,273 @@
+"""The pytest plugin (entry point ``pytest11``): options, parametrization over
+target x function x check, expectations, the report and the exit status."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import sys
+
+import pytest
+
+from . import profiles  # noqa: F401 - registers the Hypothesis profiles
+from .checks import Ctx, Divergence, NotApplicable, format_call
+from .expectations import BadExpectations, Expectations, builtin_path, load as load_expectations
+from .simgroup import SimulationUnsupported
+from .targets import BadSpec, Target, load_targets
+
+BAD_INPUT_EXIT = 2
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("vllm-vision-conformance")
+    group.addoption("--impl", action="append", default=[], metavar="NAME=SPEC",
+                    help="add a candidate implementation: NAME=dotted.module, NAME=path/to/file.py or "
+                         "NAME=ep:ENTRY_POINT (repeatable)")
+    group.addoption("--targets", default=None, metavar="NAME,...",
+                    help="check only these targets (reference, vllm, candidate names); default: all")
+    group.addoption("--only", default=None, metavar="TARGET.FUNCTION.CHECK,...",
+                    help="run only these checks (the ids the report prints)")
+    group.addoption("--expectations", action="append", default=[], metavar="NAME=FILE",
+                    help="known divergences of target NAME: a path, or a shipped name such as vllm-0.33.0")
+    group.addoption("--ignore-expectations", action="store_true",
+                    help="ignore every recorded expectation and report all divergences")
+    group.addoption("--report-json", default=None, metavar="PATH", help="write the report as JSON")
+    group.addoption("--example-timeout", type=float, default=30.0, metavar="SECONDS",
+                    help="time bound of one call of a target (default 30)")
+
+
+@dataclasses.dataclass
+class Result:
+    target: str
+    function: str
+    check: str
+    kind: str
+    status: str  # conforms | diverges | expected | not provided | skipped | error
+    message: str = ""
+    example: str | None = None
+    examples: int = 0
+    reason: str | None = None
+    repro: str | None = None
+
+
+class ConformanceSession:
+    def __init__(self, config) -> None:
+        self.config = config
+        self.bad_input: list[str] = []
+        self.results: list[Result] = []
+        self.expectations: dict[str, Expectations] = {}
+        self.targets: list[Target] = load_targets(config.getoption("impl"))
+        self.reference = self.targets[0]
+        for target in self.targets:
+            if target.load_error:
+                self.error(target.load_error)
+        self._load_expectations()
+        wanted = config.getoption("targets")
+        known = {t.name for t in self.targets}
+        if wanted:
+            names = [n.strip() for n in wanted.split(",") if n.strip()]
+            for name in names:
+                if name not in known:
+                    self.error(f"--targets {name!r}: no such target (known: {', '.join(sorted(known))})")
+            self.checked = [t for t in self.targets if t.name in names]
+        else:
+            self.checked = list(self.targets)
+        only = config.getoption("only")
+        self.only = {x.strip() for x in only.split(",")} if only else None
+
+    def error(self, line: str) -> None:
+        self.bad_input.append(line)
+        sys.stderr.write(f"vllm-vision-conformance: error: {line}\n")
+
+    def _load_expectations(self) -> None:
+        given: dict[str, str] = {}
+        for value in self.config.getoption("expectations"):
+            name, sep, spec = value.partition("=")
+            if not sep:
+                self.error(f"--expectations {value!r} is not NAME=FILE (FILE: a path or a shipped name such as vllm-0.33.0)")
+                continue
+            given[name] = spec
+        for target in self.targets:
+            spec = given.pop(target.name, None)
+            if spec is None and target.kind == "vllm" and target.release:
+                spec = f"vllm-{target.release}" if builtin_path(f"vllm-{target.release}") else None
+            if spec is None:
+                self.expectations[target.name] = Expectations()
+                continue
+            try:
+                self.expectations[target.name] = load_expectations(spec)
+            except (BadExpectations, OSError) as exc:
+                self.error(str(exc))
+                self.expectations[target.name] = Expectations()
+        for name in given:
+            self.error(f"--expectations {name}=...: no such target")
+
+    def cases(self):
+        from .registry import REGISTRY
+
+        for target in self.checked:
+            if target.load_error:
+                continue
+            for spec in REGISTRY:
+                for check in spec.checks:
+                    if target.kind == "reference" and check.needs_reference:
+                        continue
+                    case_id = f"{target.name}.{spec.name}.{check.id}"
+                    if self.only is not None and case_id not in self.only:
+                        continue
+                    yield case_id
+
+    def target(self, name: str) -> Target:
+        return next(t for t in self.targets if t.name == name)
+
+    def repro(self, case_id: str) -> str:
+        target = self.target(case_id.split(".", 1)[0])
+        parts = ["vllm-vision-conformance"]
+        if target.kind == "candidate":
+            parts += ["--impl", f"{target.name}={os.path.abspath(target.spec) if os.path.exists(target.spec) else target.spec}"]
+        for value in self.config.getoption("expectations"):
+            if value.startswith(target.name + "="):
+                parts += ["--expectations", value]
+        if self.config.getoption("ignore_expectations"):
+            parts.append("--ignore-expectations")
+        parts += ["--targets", target.name, "--only", case_id]
+        profile = getattr(self.config.option, "hypothesis_profile", None)
+        if profile:
+            parts += ["--hypothesis-profile", profile]
+        return " ".join(shlex.quote(p) for p in parts)
+
+
+def session(config) -> ConformanceSession:
+    existing = getattr(config, "_vvc_session", None)
+    if existing is None:
+        existing = config._vvc_session = ConformanceSession(config)
+    return existing
+
+
+def pytest_generate_tests(metafunc):
+    if "conformance_case" in metafunc.fixturenames:
+        ids = list(session(metafunc.config).cases())
+        metafunc.parametrize("conformance_case", ids, ids=ids)
+
+
+def _first_divergence(exc: BaseException) -> BaseException:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            return _first_divergence(inner)
+    return exc
+
+
+def run_case(config, case_id: str) -> None:
+    """Run one check of one function against one target, record, and end the test."""
+    from hypothesis import example as hyp_example, given
+    from hypothesis.errors import Flaky
+
+    from .registry import BY_NAME
+
+    sess = session(config)
+    target_name, function, check_id = case_id.split(".", 2)
+    target = sess.target(target_name)
+    spec = BY_NAME[function]
+    check = spec.check(check_id)
+    result = Result(target_name, function, check_id, check.kind, "conforms")
+    sess.results.append(result)
+
+    if target.skip_reason:
+        result.status, result.message = "skipped", target.skip_reason
+        pytest.skip(target.skip_reason)
+    if target.get(function) is None:
+        result.status, result.message = "not provided", f"{target.name} does not provide {function}"
+        pytest.skip(result.message)
+    skip = spec.skip_reason() if getattr(spec, "skip_reason", None) else None
+    if skip:
+        result.status, result.message = "skipped", skip
+        pytest.skip(skip)
+
+    ctx = Ctx(target, sess.reference, function, timeout=config.getoption("example_timeout"))
+    try:
+        if check.kind == "case":
+            kwargs = check.case_input()
+            ctx.current = format_call(function, kwargs)
+            ctx.examples = 1
+            check.run(ctx, kwargs)
+        else:
+            def prop(drawn):
+                ctx.current = format_call(function, drawn)
+                ctx.examples += 1
+                try:
+                    check.run(ctx, drawn)
+                except NotApplicable:
+                    ctx.not_applicable += 1
+
+            prop._hypothesis_internal_add_digest = case_id.encode()
+            test = given(check.strategy)(prop)
+            for edge in reversed(check.examples):
+                test = hyp_example(edge)(test)
+            test()
+    except NotApplicable as exc:
+        result.status, result.message = "skipped", f"not applicable to this release's form: {exc}"
+        pytest.skip(result.message)
+    except SimulationUnsupported as exc:
+        result.status, result.message = "skipped", str(exc)
+        pytest.skip(result.message)
+    except (Divergence, Flaky, BaseExceptionGroup) as raw:
+        exc = _first_divergence(raw)
+        if not isinstance(exc, (Divergence, Flaky)):
+            raise
+        result.examples = ctx.examples
+        result.message = getattr(exc, "what", None) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        if isinstance(exc, Flaky):
+            result.message = f"flaky: the same input passed and failed: {result.message}"
+        result.example = getattr(exc, "call", None) or ctx.current
+        result.repro = sess.repro(case_id)
+        entry = sess.expectations[target_name].lookup(function, check_id)
+        if entry is not None and not config.getoption("ignore_expectations"):
+            entry.matched = True
+            result.status, result.reason = "expected", entry.reason
+            pytest.xfail(f"expected divergence ({entry.source}): {entry.reason}")
+        result.status = "diverges"
+        pytest.fail(f"{result.message}\n  minimal input: {result.example}\n  replay: {result.repro}", pytrace=False)
+    result.examples = ctx.examples
+    if ctx.not_applicable and ctx.not_applicable == ctx.examples:
+        result.status, result.message = "skipped", "no drawn input is expressible in this release's form"
+        pytest.skip(result.message)
+
+
+def pytest_runtest_makereport(item, call):
+    # A harness or Hypothesis error (not a divergence) still gets a cell.
+    if call.when == "call" and call.excinfo is not None and "conformance_case" in getattr(item, "fixturenames", ()):
+        sess = session(item.config)
+        if sess.results and sess.results[-1].status == "conforms":
+            last = sess.results[-1]
+            if not call.excinfo.errisinstance((pytest.skip.Exception, pytest.xfail.Exception)):
+                last.status = "error"
+                last.message = f"{call.excinfo.typename}: {str(call.excinfo.value).splitlines()[0] if str(call.excinfo.value) else ''}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    sess = getattr(config, "_vvc_session", None)
+    if sess is None:
+        return
+    from .report import render_text
+
+    terminalreporter.write_sep("=", "vllm-vision-conformance report")
+    terminalreporter.write(render_text(sess, config))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    sess = getattr(session.config, "_vvc_session", None)
+    if sess is None:
+        return
+    if sess.bad_input:
+        session.exitstatus = BAD_INPUT_EXIT
+    elif exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and sess.checked:
+        session.exitstatus = pytest.ExitCode.OK
+    path = session.config.getoption("report_json")
+    if path:
+        from .report import to_json
+
+        import json
+
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(to_json(sess, session.config, int(session.exitstatus)), handle, indent=2)

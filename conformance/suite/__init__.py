@@ -1,0 +1,1 @@
+"""The conformance suite users run (shipped inside the installed package)."""

@@ -1,0 +1,7 @@
+"""One generic test, parametrized by the plugin over target x function x check."""
+
+from conformance.plugin import run_case
+
+
+def test_conformance(conformance_case, request):
+    run_case(request.config, conformance_case)
