@@ -1,10 +1,13 @@
 """Known divergences: one plain-text file per target (and vLLM release).
 
-Format: one entry a line, ``FUNCTION CHECK``, with the reason in the comment
-lines (``# ...``) directly above it; a blank line ends a reason. Example::
+Format: one entry a line, ``FUNCTION CHECK [TEXT]``, with the reason in the
+comment lines (``# ...``) directly above it; a blank line ends a reason. The
+optional TEXT must appear in the divergence's message for the entry to match,
+so that a *different* divergence of the same check is still reported.
+Example::
 
     # vLLM returns -1 tokens instead of refusing a count without a class token.
-    get_num_selected_vision_tokens error-zero-tokens-default
+    get_num_selected_vision_tokens error-zero-tokens-default returned -1
 
 An entry without a reason is refused. An entry that matched no divergence in a
 run is reported as stale.
@@ -29,6 +32,7 @@ class Entry:
     check: str
     reason: str
     source: str  # "file:line"
+    text: str = ""  # must appear in the divergence message, when given
     matched: bool = False
 
 
@@ -37,8 +41,11 @@ class Expectations:
     path: str | None = None
     entries: dict[tuple[str, str], Entry] = dataclasses.field(default_factory=dict)
 
-    def lookup(self, function: str, check: str) -> Entry | None:
-        return self.entries.get((function, check))
+    def lookup(self, function: str, check: str, message: str = "") -> Entry | None:
+        entry = self.entries.get((function, check))
+        if entry is not None and entry.text and entry.text not in message:
+            return None
+        return entry
 
     def stale(self) -> list[Entry]:
         return [e for e in self.entries.values() if not e.matched]
@@ -55,17 +62,18 @@ def parse(text: str, source: str) -> Expectations:
         if line.startswith("#"):
             reason.append(line.lstrip("#").strip())
             continue
-        fields = line.split()
-        if len(fields) != 2:
+        fields = line.split(None, 2)
+        if len(fields) < 2:
             raise BadExpectations(
-                f"{source}:{number}: {line!r} is not 'FUNCTION CHECK' (two fields)"
+                f"{source}:{number}: {line!r} is not 'FUNCTION CHECK [TEXT]'"
             )
         if not any(reason):
             raise BadExpectations(
                 f"{source}:{number}: entry {line!r} has no reason (a '# ...' comment directly above it)"
             )
         key = (fields[0], fields[1])
-        result.entries[key] = Entry(fields[0], fields[1], " ".join(r for r in reason if r), f"{source}:{number}")
+        text = fields[2].strip() if len(fields) == 3 else ""
+        result.entries[key] = Entry(fields[0], fields[1], " ".join(r for r in reason if r), f"{source}:{number}", text)
     return result
 
 

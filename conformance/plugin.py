@@ -221,7 +221,7 @@ def run_case(config, case_id: str) -> None:
             result.message = f"flaky: the same input passed and failed: {result.message}"
         result.example = getattr(exc, "call", None) or ctx.current
         result.repro = sess.repro(case_id)
-        entry = sess.expectations[target_name].lookup(function, check_id)
+        entry = sess.expectations[target_name].lookup(function, check_id, result.message)
         if entry is not None and not config.getoption("ignore_expectations"):
             entry.matched = True
             result.status, result.reason = "expected", entry.reason

@@ -213,7 +213,7 @@ RESOLVE = FunctionSpec("resolve_visual_encoder_outputs", "hidden states -> one t
     agrees("property-post-norm-final-as-minus-one", "post norm on the last layer, selected last and written -1",
            s_enc.encoder_output_problems(with_norm=True, include_final=True, final_as="negative")),
     agrees("property-post-norm", "post norm: applied to the full encoder's last layer (either notation), only to it",
-           s_enc.encoder_output_problems(with_norm=True, include_final=True)),
+           s_enc.encoder_output_problems(with_norm=True)),
     *RESOLVE_CASES,
     raises("error-list-without-select-layers", "a list of states needs select_layers: ValueError",
            lambda: {"encoder_outputs": s_enc.hidden_states(2, 1, 2, 2), "post_layer_norm": None}, ValueError),

@@ -38,13 +38,13 @@ def layer_selections(draw, max_possible_layers: int, num_loaded: int, include_fi
     non-negative index or as a negative index relative to the full encoder.
 
     ``include_final``: None draws freely; False never selects the full
-    encoder's last layer (so a post norm does not apply); True always ends
-    the selection with it (then every layer must be loaded). ``final_as``:
+    encoder's last layer (so a post norm does not apply); True selects it
+    exactly once, at the end (then every layer must be loaded). ``final_as``:
     None draws the notation of that last entry, ``"negative"`` writes it -1.
     """
     full = max_possible_layers + 1
     candidates = list(range(num_loaded + 1))
-    if include_final is False:
+    if include_final is not None:
         candidates = [p for p in candidates if p != max_possible_layers]
         if not candidates:
             candidates = [0]
