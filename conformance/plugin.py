@@ -57,16 +57,16 @@ class ConformanceSession:
         self.bad_input: list[str] = []
         self.results: list[Result] = []
         self.expectations: dict[str, Expectations] = {}
-        self.targets: list[Target] = load_targets(config.getoption("impl"))
+        wanted = config.getoption("targets")
+        names = [n.strip() for n in wanted.split(",") if n.strip()] if wanted else None
+        self.targets: list[Target] = load_targets(config.getoption("impl"), set(names) if names else None)
         self.reference = self.targets[0]
         for target in self.targets:
             if target.load_error:
                 self.error(target.load_error)
         self._load_expectations()
-        wanted = config.getoption("targets")
         known = {t.name for t in self.targets}
-        if wanted:
-            names = [n.strip() for n in wanted.split(",") if n.strip()]
+        if names:
             for name in names:
                 if name not in known:
                     self.error(f"--targets {name!r}: no such target (known: {', '.join(sorted(known))})")
@@ -78,7 +78,6 @@ class ConformanceSession:
 
     def error(self, line: str) -> None:
         self.bad_input.append(line)
-        sys.stderr.write(f"vllm-vision-conformance: error: {line}\n")
 
     def _load_expectations(self) -> None:
         given: dict[str, str] = {}
@@ -253,6 +252,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
     terminalreporter.write_sep("=", "vllm-vision-conformance report")
     terminalreporter.write(render_text(sess, config))
+
+
+def pytest_unconfigure(config):
+    # After output capture ends: one line per bad input, last, on stderr.
+    sess = getattr(config, "_vvc_session", None)
+    for line in sess.bad_input if sess else ():
+        sys.stderr.write(f"vllm-vision-conformance: error: {line}\n")
 
 
 def pytest_sessionfinish(session, exitstatus):

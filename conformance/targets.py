@@ -148,12 +148,17 @@ def parse_impl(value: str) -> tuple[str, str]:
     return name, spec
 
 
-def load_targets(impls: list[str]) -> list[Target]:
+def load_targets(impls: list[str], wanted: set[str] | None = None) -> list[Target]:
     """Every target: reference, vllm, then the candidates in the order given.
 
     A bad ``--impl`` becomes a target with ``load_error`` set; the others load.
+    vLLM is not imported when ``wanted`` (the ``--targets`` names) leaves it out.
     """
-    targets = [load_reference(), load_vllm()]
+    if wanted is not None and "vllm" not in wanted:
+        vllm = Target("vllm", "vllm", VLLM_MODULE, skip_reason="not checked (--targets)")
+    else:
+        vllm = load_vllm()
+    targets = [load_reference(), vllm]
     seen = {"reference", "vllm"}
     for value in impls:
         try:

@@ -1,0 +1,41 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+CANDIDATES = HERE / "candidates"
+
+
+def run_cli(*args, tmp_path: Path, profile: str = "ci", timeout: int = 900, python_prefix: str | None = None):
+    """Run the suite's command line in a subprocess; return (exit status, JSON report, output)."""
+    report = tmp_path / f"report-{len(list(tmp_path.glob('report-*.json')))}.json"
+    cli = ["-m", "conformance"] if python_prefix is None else ["-c", python_prefix]
+    cmd = [sys.executable, *cli, "--report-json", str(report), f"--hypothesis-profile={profile}", *args]
+    env = dict(os.environ, VLLM_LOGGING_LEVEL="ERROR")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env)
+    data = json.loads(report.read_text()) if report.exists() else None
+    return proc.returncode, data, proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def cli(tmp_path):
+    def _run(*args, **kw):
+        return run_cli(*args, tmp_path=tmp_path, **kw)
+    return _run
+
+
+def vllm_vision_source() -> str:
+    """The text of the installed vLLM's vision.py (skips when vLLM is absent)."""
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec("vllm")
+    except Exception:
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("vLLM is not installed here; the tox env 'tests' installs it")
+    path = Path(list(spec.submodule_search_locations)[0]) / "model_executor" / "models" / "vision.py"
+    return path.read_text()

@@ -1,0 +1,73 @@
+"""The harness' own parts: comparison, expectations, the simulated group."""
+
+import pytest
+import torch
+
+from conformance.compare import Tolerance, diff
+from conformance.expectations import BadExpectations, parse
+from conformance.simgroup import CollectiveMismatch, SimulationUnsupported, run_simulated
+
+
+def test_diff_is_exact_on_structure():
+    assert diff(([1], [2]), ([1], [2])) is None
+    assert "should be tuple" in diff(([1],), [[1]])
+    assert "dtype" in diff(torch.zeros(2), torch.zeros(2, dtype=torch.float64))
+    assert "shape" in diff(torch.zeros(2), torch.zeros(3))
+    assert diff(torch.tensor([1.0]), torch.tensor([1.0 + 1e-7])) is not None
+    assert diff(torch.tensor([1.0]), torch.tensor([1.0 + 1e-7]), tol=Tolerance(rtol=1e-5)) is None
+    assert "bool" in diff(1, True)
+
+
+def test_expectations_need_reasons_and_match_text():
+    exp = parse("# why\nf c returned -1\n\n# other\ng d\n", "x")
+    assert exp.lookup("f", "c", "it returned -1, but") is not None
+    assert exp.lookup("f", "c", "raised ValueError") is None
+    assert exp.lookup("g", "d", "anything") is not None
+    with pytest.raises(BadExpectations, match="no reason"):
+        parse("f c\n", "x")
+    with pytest.raises(BadExpectations, match="FUNCTION CHECK"):
+        parse("# why\nonlyone\n", "x")
+
+
+def _module_fn(body):
+    namespace = {
+        "get_tensor_model_parallel_world_size": None,
+        "get_tensor_model_parallel_rank": None,
+        "tensor_model_parallel_all_gather": None,
+        "torch": torch,
+    }
+    exec(body, namespace)
+    return namespace["f"]
+
+
+def test_simulation_gathers_in_rank_order():
+    f = _module_fn(
+        "def f():\n"
+        "    r = get_tensor_model_parallel_rank()\n"
+        "    return tensor_model_parallel_all_gather(torch.tensor([r]), dim=0)\n"
+    )
+    results = run_simulated(f, lambda fn: fn(), 3)
+    assert [r.tolist() for r in results] == [[0, 1, 2]] * 3
+
+
+def test_simulation_catches_mismatched_gather_and_skipped_collective():
+    mismatch = _module_fn(
+        "def f():\n"
+        "    r = get_tensor_model_parallel_rank()\n"
+        "    return tensor_model_parallel_all_gather(torch.zeros(r + 1), dim=0)\n"
+    )
+    with pytest.raises(CollectiveMismatch, match="rank 1"):
+        run_simulated(mismatch, lambda fn: fn(), 2)
+    skips = _module_fn(
+        "def f():\n"
+        "    if get_tensor_model_parallel_rank() == 1:\n"
+        "        return None\n"
+        "    return tensor_model_parallel_all_gather(torch.zeros(1), dim=0)\n"
+    )
+    with pytest.raises(CollectiveMismatch, match="without joining"):
+        run_simulated(skips, lambda fn: fn(), 2)
+
+
+def test_simulation_refuses_functions_without_the_group_names():
+    with pytest.raises(SimulationUnsupported):
+        run_simulated(lambda: 1, lambda fn: fn(), 2)

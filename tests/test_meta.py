@@ -1,0 +1,146 @@
+"""Meta-tests: the suite run as users run it (the command line, in a
+subprocess) against deliberately broken implementations it must catch, a
+faithful copy of vLLM's vision.py it must pass, and bad input it must
+report without losing the other targets' results."""
+
+import re
+
+import pytest
+
+from .conftest import CANDIDATES, vllm_vision_source
+
+# One deliberate bug per documented function, applied to a copy of the
+# installed vLLM's vision.py: (function the report must name, old, new).
+MUTATIONS = {
+    "VisionFeatureSelectStrategyStr": ('Literal["class", "default", "full"]', 'Literal["class", "default", "all"]'),
+    "VisionFeatureSelectStrategy": (
+        "VisionFeatureSelectStrategyStr | Callable[[torch.Tensor], torch.Tensor]",
+        "VisionFeatureSelectStrategyStr | Callable[[torch.Tensor], int]"),
+    "_get_vision_feature_selector": ("return lambda feats: feats[:, 1:, :]", "return lambda feats: feats[:, 2:, :]"),
+    "get_num_selected_vision_tokens": ("return num_vision_tokens - 1", "return num_vision_tokens"),
+    "resolve_visual_encoder_outputs": ("offset = max_possible_layers - num_loaded_layers", "offset = 0"),
+    "get_load_balance_assignment": ("min_gpu = min(range(num_gpus)", "min_gpu = max(range(num_gpus)"),
+    "run_dp_sharded_vision_model": ("vision_embeddings = vision_embeddings[:num_chunks, ...]",
+                                    "vision_embeddings = vision_embeddings[-num_chunks:, ...]"),
+    "run_dp_sharded_mrope_vision_model": ("if current_len < max_len_per_rank:", "if False:"),
+    "get_vision_encoder_info": ("return SiglipEncoderInfo(hf_config)", "return CLIPEncoderInfo(hf_config)"),
+    "get_vit_attn_backend": ("backend=attn_backend_override,", "backend=None,"),
+}
+
+
+def _mutant(source: str, function: str) -> str:
+    old, new = MUTATIONS[function]
+    assert source.count(old) == 1, f"mutation for {function} no longer applies: {old!r}"
+    return source.replace(old, new)
+
+
+def _cells(report, target):
+    return {fn: row[target]["status"] for fn, row in report["table"].items()}
+
+
+@pytest.fixture(scope="module")
+def vision_copies(tmp_path_factory):
+    source = vllm_vision_source()
+    folder = tmp_path_factory.mktemp("copies")
+    (folder / "copy.py").write_text(source)
+    paths = {}
+    for i, function in enumerate(MUTATIONS):
+        path = folder / f"m{i}.py"
+        path.write_text(_mutant(source, function))
+        paths[f"m{i}"] = (function, path)
+    return folder / "copy.py", paths
+
+
+def test_copy_of_vllm_conforms_and_each_mutant_is_named(vision_copies, cli):
+    """One run: the faithful copy passes (only 0.33.0's recorded divergences);
+    each mutant diverges, and its cell is the mutated function."""
+    copy, mutants = vision_copies
+    args = ["--impl", f"copy={copy}", "--expectations", "copy=vllm-0.33.0"]
+    for name, (_, path) in mutants.items():
+        args += ["--impl", f"{name}={path}", "--expectations", f"{name}=vllm-0.33.0"]
+    args += ["--targets", ",".join(["copy", *mutants])]
+    status, report, output = cli(*args)
+    assert report is not None, output[-3000:]
+    assert status == 1, output[-3000:]
+    copy_cells = _cells(report, "copy")
+    assert "diverges" not in copy_cells.values(), copy_cells
+    assert copy_cells["run_dp_sharded_mrope_vision_model"] == "conforms"
+    for name, (function, _) in mutants.items():
+        cells = _cells(report, name)
+        assert cells[function] == "diverges", f"mutant of {function} not caught: {cells}"
+        assert f"- {name}.{function}." in output, f"the report does not name {function} for {name}"
+
+
+def test_copy_alone_exits_zero_and_one_mutant_alone_exits_one(vision_copies, cli):
+    copy, mutants = vision_copies
+    status, report, output = cli("--impl", f"copy={copy}", "--targets", "copy", "--expectations", "copy=vllm-0.33.0")
+    assert status == 0, output[-3000:]
+    name, (function, path) = next(iter(sorted(mutants.items(), key=lambda kv: kv[1][0] != "get_load_balance_assignment")))
+    status, report, output = cli("--impl", f"{name}={path}", "--targets", name, "--expectations", f"{name}=vllm-0.33.0")
+    assert status == 1 and function in output
+    replay = re.search(r"replay: (vllm-vision-conformance .*)", output).group(1)
+    assert f"--only {name}.{function}." in replay
+
+
+def test_ignore_expectations_reports_every_divergence(vision_copies, cli):
+    copy, _ = vision_copies
+    status, report, _ = cli("--impl", f"copy={copy}", "--targets", "copy", "--expectations", "copy=vllm-0.33.0",
+                            "--ignore-expectations", "--only", "copy.get_load_balance_assignment.error-zero-gpus")
+    assert status == 1
+    assert report["table"]["get_load_balance_assignment"]["copy"]["status"] == "diverges"
+
+
+def test_broken_reference_pos_ids_is_caught(cli):
+    status, report, output = cli("--impl", f"floaty={CANDIDATES / 'float_pos_ids.py'}", "--targets", "floaty")
+    assert status == 1
+    assert _cells(report, "floaty")["get_llm_pos_ids_for_vision"] == "diverges"
+    assert _cells(report, "floaty")["get_load_balance_assignment"] == "not provided"
+
+
+def test_hanging_raising_and_wrongly_typed_candidates_are_divergences(cli):
+    status, report, output = cli(
+        "--impl", f"hangs={CANDIDATES / 'hangs.py'}", "--impl", f"bad={CANDIDATES / 'misbehaves.py'}",
+        "--impl", f"partial={CANDIDATES / 'partial.py'}", "--targets", "hangs,bad,partial,reference",
+        "--example-timeout", "1", timeout=600)
+    assert status == 1, output[-3000:]
+    hangs, bad, partial = _cells(report, "hangs"), _cells(report, "bad"), _cells(report, "partial")
+    assert hangs["get_load_balance_assignment"] == "diverges"
+    assert "did not return within 1 s" in output
+    assert hangs["get_num_selected_vision_tokens"] == "conforms"  # results of the other function kept
+    assert bad["get_num_selected_vision_tokens"] == "diverges" and "raised RuntimeError: boom" in output
+    assert bad["get_load_balance_assignment"] == "diverges" and "is list, but should be tuple" in output
+    assert partial["get_load_balance_assignment"] == "conforms"
+    assert partial["resolve_visual_encoder_outputs"] == "not provided"
+    assert "diverges" not in _cells(report, "reference").values()
+
+
+@pytest.mark.parametrize("spec, says", [
+    ("x=no_such_module_anywhere", "does not import: ModuleNotFoundError"),
+    (f"x={CANDIDATES / 'broken_import.py'}", "does not import"),
+    ("x=./missing/file.py", "file not found"),
+    ("x=ep:nothing-registered", "no installed entry point"),
+    ("just-a-name", "is not NAME=SPEC"),
+    ("vllm=os", "'vllm' are taken"),
+])
+def test_bad_impl_is_one_line_and_exit_2_and_keeps_other_results(cli, spec, says):
+    status, report, output = cli("--impl", spec, "--targets", "reference,x" if spec.startswith("x=") else "reference",
+                                 "--only", "reference.get_load_balance_assignment.case-docstring-example")
+    assert status == 2, output[-2000:]
+    lines = [line for line in output.splitlines() if line.startswith("vllm-vision-conformance: error:")]
+    assert len(lines) == 1 and says in lines[0], output[-2000:]
+    assert report["table"]["get_load_balance_assignment"]["reference"]["status"] == "conforms"
+
+
+def test_unknown_target_is_bad_input(cli):
+    status, _, output = cli("--targets", "reference,nope", "--only", "reference.get_load_balance_assignment.case-no-images")
+    assert status == 2 and "--targets 'nope': no such target" in output
+
+
+def test_vllm_not_importable_is_a_skip(cli):
+    prefix = ("import sys; sys.modules['vllm'] = None; from conformance.cli import main; "
+              "raise SystemExit(main(sys.argv[1:]))")
+    status, report, output = cli("--targets", "reference,vllm", "--only",
+                                 "vllm.get_load_balance_assignment.case-docstring-example", python_prefix=prefix)
+    assert status == 0, output[-2000:]
+    assert report["table"]["get_load_balance_assignment"]["vllm"]["status"] == "skipped"
+    assert "vLLM not importable" in report["table"]["get_load_balance_assignment"]["vllm"]["detail"]
