@@ -15,19 +15,10 @@ import os
 import types
 from typing import Any, Callable
 
-DOCUMENTED = (
-    "VisionFeatureSelectStrategy",
-    "VisionFeatureSelectStrategyStr",
-    "_get_vision_feature_selector",
-    "get_num_selected_vision_tokens",
-    "resolve_visual_encoder_outputs",
-    "get_llm_pos_ids_for_vision",
-    "get_load_balance_assignment",
-    "run_dp_sharded_vision_model",
-    "run_dp_sharded_mrope_vision_model",
-    "get_vision_encoder_info",
-    "get_vit_attn_backend",
-)
+# The documented names, in the order of the docs page; the reference exports exactly these.
+from reference import __all__ as _DOCUMENTED  # noqa: E402
+
+DOCUMENTED = tuple(_DOCUMENTED)
 
 
 class NotInThisForm(Exception):
