@@ -1,5 +1,5 @@
 """Presenting a vLLM-shaped module (vLLM's own ``vision.py`` of any release
-0.11.0 -> newest, or a copy of it) through the documented signatures.
+0.10.x -> newest, or a copy of it) through the documented signatures.
 
 The adaptation is decided by inspecting the module's signatures, not by its
 version number, so a copy of any release works as a candidate as it is.
@@ -77,6 +77,17 @@ def _adapt_backend(fn: Callable, module: types.ModuleType) -> Callable:
         @functools.wraps(fn)
         def documented(head_size, dtype, *, attn_backend_override=None):
             return fn(head_size, dtype, attn_backend_override=_to_enum(enum_cls, attn_backend_override))
+
+        return documented
+
+    if "support_fa" in params or (params and "head_size" not in params and "dtype" not in params):
+        # <= 0.10.2: (support_fa=False), no head size or dtype; the default is
+        # the one the ViTs without FlashAttention support ask for.
+        @functools.wraps(fn)
+        def documented(head_size, dtype, *, attn_backend_override=None):
+            if attn_backend_override is not None:
+                raise NotInThisForm("this release's get_vit_attn_backend takes no override")
+            return fn()
 
         return documented
 

@@ -40,7 +40,8 @@ class Check:
     has one fixed ``example`` (a dict, or a function returning one).
     ``needs_reference``: it compares with the reference, so it is not run on
     the reference target itself. ``examples``: explicit edge inputs a property
-    always tries first.
+    always tries first. ``group``: for data-parallel checks, the group they
+    run under ("sim" in-process, "gloo" real processes; see ``--dp-group``).
     """
 
     id: str
@@ -50,6 +51,7 @@ class Check:
     example: Any = None
     needs_reference: bool = False
     examples: tuple = ()
+    group: str | None = None  # data-parallel checks: "sim" or "gloo"
 
     @property
     def kind(self) -> str:

@@ -34,7 +34,10 @@ def pytest_addoption(parser):
                     help="ignore every recorded expectation and report all divergences")
     group.addoption("--report-json", default=None, metavar="PATH", help="write the report as JSON")
     group.addoption("--example-timeout", type=float, default=30.0, metavar="SECONDS",
-                    help="time bound of one call of a target (default 30)")
+                    help="time bound of one call of a target, and of one job of a real group (default 30)")
+    group.addoption("--dp-group", default="both", choices=("sim", "gloo", "both"),
+                    help="groups the data-parallel checks run under: the in-process simulation, real gloo "
+                         "process groups (forked ranks, vLLM's own group setup), or both (default)")
 
 
 @dataclasses.dataclass
@@ -75,6 +78,11 @@ class ConformanceSession:
             self.checked = list(self.targets)
         only = config.getoption("only")
         self.only = {x.strip() for x in only.split(",")} if only else None
+        choice = config.getoption("dp_group")
+        self.dp_groups = {"sim", "gloo"} if choice == "both" else {choice}
+        from .rankpool import register_targets
+
+        register_targets([t for t in self.targets if t.usable])
 
     def error(self, line: str) -> None:
         self.bad_input.append(line)
@@ -111,6 +119,8 @@ class ConformanceSession:
             for spec in REGISTRY:
                 for check in spec.checks:
                     if target.kind == "reference" and check.needs_reference:
+                        continue
+                    if check.group is not None and check.group not in self.dp_groups:
                         continue
                     case_id = f"{target.name}.{spec.name}.{check.id}"
                     if self.only is not None and case_id not in self.only:
@@ -179,6 +189,8 @@ def run_case(config, case_id: str) -> None:
         result.status, result.message = "not provided", f"{target.name} does not provide {function}"
         pytest.skip(result.message)
     skip = spec.skip_reason() if getattr(spec, "skip_reason", None) else None
+    if check.group == "gloo" and "fork" not in __import__("multiprocessing").get_all_start_methods():
+        skip = "real process groups need the fork start method, which this platform lacks"
     if skip:
         result.status, result.message = "skipped", skip
         pytest.skip(skip)

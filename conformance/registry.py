@@ -296,51 +296,120 @@ LOAD_BALANCE = FunctionSpec("get_load_balance_assignment", "images -> ranks, bal
 
 
 # ---- data-parallel functions --------------------------------------------------
+#
+# Each check runs under two groups: "sim" (the in-process simulation, every
+# example) and "gloo" (real processes; selected with --dp-group). Both give
+# one RankOutcome per rank: the rank's result, its model calls, its gathers.
+
+REAL_MAX_RANKS = 4
+
+
+def _rank_outcomes(ctx: Ctx, ex: dict, group: str, args_for) -> list:
+    """Run the target's function as every rank of a ``group`` of ``ex['world_size']``."""
+    from .rankpool import GroupFault, RankOutcome, get_pool
+
+    world, spec = ex["world_size"], ex["model"]
+    if group == "gloo":
+        job = {"target": ctx.target.name, "function": ctx.function, "model": spec,
+               "args": args_for("<model>"), "kwargs": {"rope_type": ex["rope_type"]} if "rope_type" in ex else {}}
+        try:
+            outcomes = get_pool(world, timeout=ctx.timeout).run(job)
+        except GroupFault as exc:
+            raise ctx.diverge(f"real gloo group of {world}: {exc}") from None
+        for o in outcomes:
+            if o.exc is not None:
+                what = "collective mismatch" if o.exc.type_name == "CollectiveMismatch" else "raised"
+                raise ctx.diverge(f"{what} in a real gloo group of {world}: {o.exc}")
+        return outcomes
+
+    models = []
+
+    def make_call(fn):
+        model = spec.build()
+        models.append(model)
+        args = [model if a == "<model>" else (a.clone() if isinstance(a, torch.Tensor) else a) for a in args_for("<model>")]
+        outcome = ctx.invoke(fn, *args, **({"rope_type": ex["rope_type"]} if "rope_type" in ex else {}))
+        if outcome.exc is not None:
+            raise outcome.exc
+        return outcome.value
+
+    results = _simulate(ctx, world, make_call)
+    return [RankOutcome(r, value, None, m.calls) for r, (value, m) in enumerate(zip(results, models[-world:]))]
+
 
 def _simulate(ctx: Ctx, world: int, call) -> list:
-    fn = ctx.impl()
+    from .timebound import ExampleTimeout
+
     try:
-        return run_simulated(fn, call, world)
+        return run_simulated(ctx.impl(), call, world)
     except SimulationUnsupported:
         raise
     except CollectiveMismatch as exc:
-        raise ctx.diverge(f"collective mismatch: {exc}") from None
-    except BaseException as exc:
-        if not isinstance(exc, Exception):
-            raise
+        raise ctx.diverge(f"collective mismatch in a simulated group of {world}: {exc}") from None
+    except (Exception, ExampleTimeout) as exc:
         notes = " ".join(getattr(exc, "__notes__", []))
         raise ctx.diverge(f"raised {type(exc).__name__}: {exc} {notes}".strip()) from None
 
 
-def _plain_matches(ctx: Ctx, ex: dict) -> None:
-    model = ex["model"].build()
-    with torch.inference_mode():
-        want = model(ex["image_input"].clone())
-        results = _simulate(ctx, ex["world_size"], lambda fn: ctx.invoke(fn, ex["image_input"].clone(), model))
-    for rank, outcome in enumerate(results):
-        compare_outcomes(ctx, Outcome(value=want), outcome, ex, path=f"rank {rank}: result")
+def _check_calls(ctx: Ctx, ex: dict, outcomes, expected_calls) -> None:
+    for o, want in zip(outcomes, expected_calls):
+        if o.calls != want:
+            raise ctx.diverge(f"rank {o.rank} called the model with (rows, grids) {o.calls}, but should "
+                              f"with {want} (each rank runs its own share once; a rank with nothing does not run)")
 
 
-def _mrope_matches(ctx: Ctx, ex: dict) -> None:
-    spec = ex["model"]
-    model = spec.build()
-    grids, pixels = ex["grid_thw_list"], ex["pixel_values"]
-    want, start = [], 0
-    with torch.inference_mode():
-        for grid in grids:
-            n = math.prod(grid)
-            grid_arg = torch.tensor([grid]) if ex["rope_type"] == "rope_2d" else [list(grid)]
-            out = model(pixels[start:start + n].clone(), grid_arg)
-            want.append(torch.cat(out) if isinstance(out, list) else out)
-            start += n
-        results = _simulate(ctx, ex["world_size"], lambda fn: ctx.invoke(
-            fn, model, pixels.clone(), [list(g) for g in grids], rope_type=ex["rope_type"]))
-    for rank, outcome in enumerate(results):
-        compare_outcomes(ctx, Outcome(value=tuple(want)), outcome, ex, path=f"rank {rank}: result")
+def _plain_matches(group: str):
+    def run(ctx: Ctx, ex: dict) -> None:
+        model = ex["model"].build()
+        with torch.inference_mode():
+            want = model(ex["image_input"].clone())
+        outcomes = _rank_outcomes(ctx, ex, group, lambda m: [ex["image_input"], m])
+        for o in outcomes:
+            compare_outcomes(ctx, Outcome(value=want), Outcome(value=o.value), ex, path=f"rank {o.rank}: result")
+        share = -(-ex["image_input"].shape[0] // ex["world_size"])
+        _check_calls(ctx, ex, outcomes, [[(share, None)]] * ex["world_size"])
+    return run
 
 
-def _dp_check(check_id, doc, run, strategy, examples=()):
-    return Check(check_id, doc, run, strategy=strategy, examples=examples)
+def _mrope_matches(group: str):
+    def run(ctx: Ctx, ex: dict) -> None:
+        from reference import get_load_balance_assignment
+
+        spec = ex["model"]
+        model = spec.build()
+        grids, pixels, world = ex["grid_thw_list"], ex["pixel_values"], ex["world_size"]
+        want, start = [], 0
+        with torch.inference_mode():
+            for grid in grids:
+                n = math.prod(grid)
+                grid_arg = torch.tensor([grid]) if ex["rope_type"] == "rope_2d" else [list(grid)]
+                out = model(pixels[start:start + n].clone(), grid_arg)
+                want.append(torch.cat(out) if isinstance(out, list) else out)
+                start += n
+        outcomes = _rank_outcomes(ctx, ex, group, lambda m: [m, pixels, [list(g) for g in grids]])
+        for o in outcomes:
+            compare_outcomes(ctx, Outcome(value=tuple(want)), Outcome(value=o.value), ex, path=f"rank {o.rank}: result")
+        patches = [math.prod(g) for g in grids]
+        order, counts, _ = get_load_balance_assignment(patches, world)
+        expected, first = [], 0
+        for r in range(world):
+            mine = order[first:first + counts[r]]
+            first += counts[r]
+            expected.append([(sum(patches[i] for i in mine), [list(grids[i]) for i in mine])] if mine else [])
+        _check_calls(ctx, ex, outcomes, expected)
+    return run
+
+
+def _dp_checks(check_id, doc, run_for_group, strategy_for_ranks, examples=()):
+    """The same check under the simulated group and under a real gloo group."""
+    from .rankpool import RankPool  # noqa: F401 - fail early if the module is broken
+    return [
+        Check(check_id, doc + " (simulated group of 1-6 ranks)", run_for_group("sim"),
+              strategy=strategy_for_ranks(s_dp.MAX_RANKS), examples=examples, group="sim"),
+        Check(check_id + "-gloo", doc + f" (real gloo group of 1-{REAL_MAX_RANKS} processes)", run_for_group("gloo"),
+              strategy=strategy_for_ranks(REAL_MAX_RANKS),
+              examples=tuple(e for e in examples if e["world_size"] <= REAL_MAX_RANKS), group="gloo"),
+    ]
 
 
 def _mrope_example(grids, world, merge=1, rope="rope_3d"):
@@ -351,17 +420,24 @@ def _mrope_example(grids, world, merge=1, rope="rope_3d"):
 
 
 DP_PLAIN = FunctionSpec("run_dp_sharded_vision_model", "a model run split across ranks on dim 0", [
-    _dp_check("property-matches-unsharded", "every simulated rank returns exactly model(image_input)",
-              _plain_matches, s_dp.plain_dp_problems()),
+    *_dp_checks("property-matches-unsharded",
+                "every rank returns exactly model(image_input); each rank runs one ceil(N/W)-row share",
+                _plain_matches, lambda ranks: s_dp.plain_dp_problems(max_ranks=ranks)),
 ])
 
 DP_MROPE = FunctionSpec("run_dp_sharded_mrope_vision_model", "an M-RoPE model run balanced across ranks", [
-    _dp_check("property-matches-per-image-rope3d", "every rank returns, per image in order, the model's output for it alone",
-              _mrope_matches, s_dp.mrope_problems("rope_3d"),
-              examples=(_mrope_example([[1, 10, 100], [1, 10, 10], [1, 10, 20], [1, 5, 10]], 2),
-                        _mrope_example([], 3), _mrope_example([[1, 2, 2]], 4, merge=2))),
-    _dp_check("property-matches-per-image-rope2d", "the same for rope_2d models ([h, w] grids, [tokens, r, hidden])",
-              _mrope_matches, s_dp.mrope_problems("rope_2d")),
+    *_dp_checks("property-matches-per-image-rope3d",
+                "every rank returns, per image in order, the model's output for it alone; "
+                "each rank runs exactly its balanced share of images",
+                _mrope_matches, lambda ranks: s_dp.mrope_problems("rope_3d", max_ranks=ranks),
+                examples=(_mrope_example([[1, 10, 100], [1, 10, 10], [1, 10, 20], [1, 5, 10]], 2),
+                          _mrope_example([], 3), _mrope_example([[1, 2, 2]], 4, merge=2))),
+    *_dp_checks("property-matches-per-image-rope2d", "the same for rope_2d models ([h, w] grids, [tokens, r, hidden])",
+                _mrope_matches, lambda ranks: s_dp.mrope_problems("rope_2d", max_ranks=ranks)),
+    *_dp_checks("property-model-dtype-differs", "the same when the pixels' dtype differs from the model's (rope_3d)",
+                _mrope_matches, lambda ranks: s_dp.mrope_problems("rope_3d", max_ranks=ranks, mixed_dtypes=True)),
+    *_dp_checks("property-parameterless-model", "the same for a model without parameters (rope_3d)",
+                _mrope_matches, lambda ranks: s_dp.mrope_problems("rope_3d", parameterless=True, max_ranks=ranks)),
 ])
 
 

@@ -34,6 +34,10 @@ class ModelSpec:
     * ``kind="rope_2d"``: ``(pixels [P, C], grids int64 tensor) ->
       [P / (kh*kw), kh*kw, out_dim]`` with ``merge_kernel_size = (kh, kw)`` and
       ``config.hidden_size = out_dim``; a list per image when ``returns_list``.
+
+    ``parameterless``: the model has no parameters and computes in its
+    input's dtype (an edge some implementations trip on). Every call is
+    recorded in ``model.calls`` as ``(rows, grids)`` (instrumentation).
     """
 
     kind: str
@@ -43,6 +47,7 @@ class ModelSpec:
     dtype: torch.dtype = torch.float32
     seed: int = 0
     returns_list: bool = False
+    parameterless: bool = False
 
     @property
     def reduction(self) -> int:
@@ -57,12 +62,15 @@ class _SpecModel(torch.nn.Module):
         super().__init__()
         self.spec = spec
         fan_in = spec.in_dim * (spec.reduction if spec.kind == "rope_3d" else 1)
-        self.proj = torch.nn.Linear(fan_in, spec.out_dim, dtype=spec.dtype)
-        generator = torch.Generator().manual_seed(spec.seed)
-        with torch.no_grad():
-            self.proj.weight.copy_(torch.randint(-2, 3, self.proj.weight.shape, generator=generator))
-            self.proj.bias.copy_(torch.randint(-3, 4, self.proj.bias.shape, generator=generator))
-        self.calls: list[int] = []  # rows seen by each call (instrumentation)
+        if spec.parameterless:
+            self.proj = _ParameterlessProjection(spec.out_dim, spec.seed)
+        else:
+            self.proj = torch.nn.Linear(fan_in, spec.out_dim, dtype=spec.dtype)
+            generator = torch.Generator().manual_seed(spec.seed)
+            with torch.no_grad():
+                self.proj.weight.copy_(torch.randint(-2, 3, self.proj.weight.shape, generator=generator))
+                self.proj.bias.copy_(torch.randint(-3, 4, self.proj.bias.shape, generator=generator))
+        self.calls: list[tuple] = []  # (rows, grids) of each call (instrumentation)
         if spec.kind == "rope_3d":
             self.spatial_merge_size = spec.merge[0]
             self.out_hidden_size = spec.out_dim
@@ -75,13 +83,14 @@ class _SpecModel(torch.nn.Module):
         return torch.cat([torch.arange(n) for n in rows]) if rows else torch.zeros(0)
 
     def forward(self, pixels: torch.Tensor, grids=None):
-        self.calls.append(pixels.shape[0])
         spec = self.spec
-        x = pixels.to(spec.dtype)
+        grid_record = None if grids is None else [list(map(int, g)) for g in (grids.tolist() if isinstance(grids, torch.Tensor) else grids)]
+        self.calls.append((int(pixels.shape[0]), grid_record))
+        x = pixels if spec.parameterless else pixels.to(spec.dtype)
         if spec.kind == "rows":
             return self.proj(x.reshape(x.shape[0], spec.in_dim))
         grid_list = grids.tolist() if isinstance(grids, torch.Tensor) else list(grids)
-        pos = self._positions(grid_list).to(spec.dtype)
+        pos = self._positions(grid_list).to(x.dtype)
         if spec.kind == "rope_3d":
             out = self.proj(x.reshape(-1, spec.in_dim * spec.reduction))
             return out + pos[:, None]
@@ -90,6 +99,19 @@ class _SpecModel(torch.nn.Module):
             sizes = [math.prod(g) // spec.reduction for g in grid_list]
             return list(out.split(sizes))
         return out
+
+
+class _ParameterlessProjection(torch.nn.Module):
+    """``x @ W`` with a fixed integer ``W`` kept as a plain attribute (no parameter, no buffer)."""
+
+    def __init__(self, out_dim: int, seed: int) -> None:
+        super().__init__()
+        self.out_dim, self.seed = out_dim, seed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed)
+        weight = torch.randint(-2, 3, (x.shape[-1], self.out_dim), generator=generator).to(x.dtype)
+        return x @ weight
 
 
 def world_sizes(max_ranks: int = MAX_RANKS) -> st.SearchStrategy[int]:
@@ -103,10 +125,10 @@ def _ints(shape, seed: int, dtype) -> torch.Tensor:
 
 
 @st.composite
-def plain_dp_problems(draw) -> dict:
+def plain_dp_problems(draw, max_ranks: int = MAX_RANKS) -> dict:
     """``image_input``, a ``rows`` model spec and a world size: 0 to many
     images, often fewer images than ranks."""
-    world = draw(world_sizes())
+    world = draw(world_sizes(max_ranks))
     n = draw(st.integers(0, 3 * MAX_IMAGES))
     row_shape = tuple(draw(st.lists(st.integers(1, 4), min_size=0, max_size=2))) or (1,)
     dtype = draw(st.sampled_from(DTYPES))
@@ -141,8 +163,15 @@ def grid_lists(draw, rope_type: str = "rope_3d", merge: tuple[int, int] = (2, 2)
 
 
 @st.composite
-def mrope_problems(draw, rope_type: str = "rope_3d") -> dict:
-    """``pixel_values``, ``grid_thw_list``, a model spec, ``rope_type`` and a world size."""
+def mrope_problems(draw, rope_type: str = "rope_3d", parameterless: bool = False, max_ranks: int = MAX_RANKS,
+                   mixed_dtypes: bool = False) -> dict:
+    """``pixel_values``, ``grid_thw_list``, a model spec, ``rope_type`` and a world size.
+
+    ``mixed_dtypes``: the pixels' dtype differs from the model's parameter
+    dtype (the model casts), so a rank without images must still hand the
+    all-gather the model's dtype. ``parameterless`` draws models without
+    parameters.
+    """
     if rope_type == "rope_3d":
         m = draw(st.integers(1, 2))
         merge = (m, m)
@@ -150,10 +179,11 @@ def mrope_problems(draw, rope_type: str = "rope_3d") -> dict:
         merge = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     grids = draw(grid_lists(rope_type, merge))
     dtype = draw(st.sampled_from(DTYPES))
+    pixel_dtype = next(d for d in DTYPES if d != dtype) if mixed_dtypes else dtype
     channels = draw(st.integers(1, 4))
     spec = ModelSpec(rope_type, channels, draw(st.integers(1, 5)), merge, dtype, draw(st.integers(0, 999)),
-                     returns_list=rope_type == "rope_2d" and draw(st.booleans()))
+                     returns_list=rope_type == "rope_2d" and draw(st.booleans()), parameterless=parameterless)
     patches = sum(math.prod(g) for g in grids)
-    pixel_values = _ints((patches, channels), draw(st.integers(0, 999)), dtype)
+    pixel_values = _ints((patches, channels), draw(st.integers(0, 999)), pixel_dtype)
     return {"pixel_values": pixel_values, "grid_thw_list": grids, "model": spec, "rope_type": rope_type,
-            "world_size": draw(world_sizes())}
+            "world_size": draw(world_sizes(max_ranks))}

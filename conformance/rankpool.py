@@ -1,0 +1,301 @@
+"""Real ``torch.distributed`` groups on CPU: a persistent pool of rank processes.
+
+Each pool is one group of ``world_size`` processes, forked from the harness
+once and fed many examples. When vLLM is imported, the group is set up the
+way vLLM sets up its tensor-parallel group (``init_distributed_environment``
+then ``initialize_model_parallel`` with the gloo backend, under a minimal
+engine config holding vLLM's own ``ParallelConfig``), so a vLLM-shaped
+target's ``tensor_model_parallel_all_gather`` runs vLLM's real all-gather
+path. Without vLLM, a plain gloo process group serves the reference (whose
+group interface then reads ``torch.distributed``).
+
+Every rank runs the target's function on the same job; the harness gets each
+rank's result, the model calls it made (instrumented model) and what it handed
+the all-gather. Before the real gather, the ranks exchange the gather's shape,
+dtype, device and dim (``all_gather_object``) and all raise
+``CollectiveMismatch`` when they disagree: gloo would otherwise abort the
+process or hand back garbage without raising.
+
+Faults never hang the run: a job has a deadline; a rank that raised while its
+peers still wait, a rank that returned without joining the collective, or a
+rank that hangs ends the job with those facts, and the pool is torn down and
+started again for the next job.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import io
+import multiprocessing
+import os
+import queue
+import socket
+import sys
+import time
+import traceback
+from typing import Any
+
+import torch
+
+_TARGETS: dict[str, Any] = {}  # name -> Target, inherited by the forked ranks
+_POOLS: dict[tuple[int, str], "RankPool"] = {}
+
+
+class RankError(Exception):
+    """What a rank raised, carried back across the process boundary."""
+
+    def __init__(self, type_name: str, message: str, rank: int) -> None:
+        super().__init__(f"{type_name}: {message} (on rank {rank})")
+        self.type_name, self.message, self.rank = type_name, message, rank
+
+
+class GroupFault(Exception):
+    """The group could not finish a job: a rank hung, died, or left its peers waiting."""
+
+
+@dataclasses.dataclass
+class RankOutcome:
+    rank: int
+    value: Any = None
+    exc: BaseException | None = None
+    calls: list = dataclasses.field(default_factory=list)
+    gathers: list = dataclasses.field(default_factory=list)
+
+
+def register_targets(targets) -> None:
+    """Make targets available to ranks forked from now on."""
+    for target in targets:
+        _TARGETS[target.name] = target
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _EngineConfig:
+    """The smallest engine config vLLM's group initialisation reads."""
+
+    def __init__(self) -> None:
+        from vllm.config import ParallelConfig
+
+        self.parallel_config = ParallelConfig()
+        self.model_config = None
+        self.engram_config = None
+
+    def __getattr__(self, name: str):
+        raise AttributeError(f"the conformance harness' engine config has no {name!r} (a newer vLLM reads it)")
+
+
+def _init_group(rank: int, world: int, port: int, backend: str) -> str:
+    method = f"tcp://127.0.0.1:{port}"
+    if "vllm" in sys.modules:
+        from vllm.config import set_current_vllm_config
+        from vllm.distributed.parallel_state import init_distributed_environment, initialize_model_parallel
+
+        with set_current_vllm_config(_EngineConfig()):
+            init_distributed_environment(world_size=world, rank=rank, local_rank=rank,
+                                         distributed_init_method=method, backend=backend)
+            initialize_model_parallel(tensor_model_parallel_size=world, backend=backend)
+        return "vllm"
+    import torch.distributed as dist
+
+    dist.init_process_group(backend, init_method=method, world_size=world, rank=rank)
+    return "torch.distributed"
+
+
+def _encode(payload: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+def _decode(data: bytes) -> dict:
+    return torch.load(io.BytesIO(data), weights_only=False)
+
+
+def _execute(rank: int, world: int, job: dict) -> dict:
+    import torch.distributed as dist
+
+    from .simgroup import GROUP_NAMES, CollectiveMismatch, function_globals
+
+    target = _TARGETS[job["target"]]
+    fn = target.get(job["function"])
+    namespace = function_globals(fn)
+    real_gather = namespace["tensor_model_parallel_all_gather"]
+    gathers: list = []
+
+    def checked_gather(tensor, dim=-1):
+        meta = (tuple(tensor.shape), str(tensor.dtype), str(tensor.device), dim) if isinstance(tensor, torch.Tensor) \
+            else (type(tensor).__name__,)
+        everyone = [None] * world
+        dist.all_gather_object(everyone, meta)
+        gathers.append(meta)
+        if any(m != everyone[0] for m in everyone):
+            raise CollectiveMismatch(
+                "ranks handed the all-gather " + "; ".join(f"rank {r}: {m}" for r, m in enumerate(everyone)))
+        return real_gather(tensor, dim)
+
+    device = torch.device(job.get("device", "cpu"))
+    model = job["model"].build().to(device) if hasattr(job["model"], "build") else job["model"]
+    args = [model if a == "<model>" else (a.to(device) if isinstance(a, torch.Tensor) else a) for a in job["args"]]
+    saved = {name: namespace[name] for name in GROUP_NAMES}
+    namespace["tensor_model_parallel_all_gather"] = checked_gather
+    try:
+        with torch.inference_mode():
+            value = fn(*args, **job.get("kwargs", {}))
+        if isinstance(value, torch.Tensor):
+            value = value.cpu()
+        elif isinstance(value, (tuple, list)):
+            value = type(value)(v.cpu() if isinstance(v, torch.Tensor) else v for v in value)
+        return {"value": value, "calls": list(getattr(model, "calls", [])), "gathers": gathers}
+    except BaseException as exc:  # noqa: BLE001 - carried back to the harness
+        return {"exc": (type(exc).__name__, str(exc).splitlines()[0] if str(exc) else ""),
+                "calls": list(getattr(model, "calls", [])), "gathers": gathers}
+    finally:
+        namespace.update(saved)
+
+
+def _rank_main(rank: int, world: int, port: int, backend: str, jobs, results) -> None:
+    torch.set_num_threads(1)
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    try:
+        how = _init_group(rank, world, port, backend)
+    except BaseException:  # noqa: BLE001
+        results.put(("init-failed", rank, None, traceback.format_exc(limit=3)))
+        return
+    results.put(("ready", rank, None, how))
+    while True:
+        item = jobs.get()
+        if item is None:
+            break
+        job_id, job = item
+        try:
+            payload = _execute(rank, world, job)
+        except BaseException as exc:  # noqa: BLE001 - the harness itself failed on this rank
+            payload = {"exc": (type(exc).__name__, str(exc)), "calls": [], "gathers": []}
+        results.put(("done", rank, job_id, _encode(payload)))
+
+
+class RankPool:
+    """``world_size`` forked rank processes joined by a real gloo group."""
+
+    def __init__(self, world_size: int, *, backend: str = "gloo", timeout: float = 30.0,
+                 start_timeout: float = 120.0) -> None:
+        self.world_size, self.backend = world_size, backend
+        self.timeout, self.start_timeout = timeout, start_timeout
+        self.procs: list = []
+        self.how: str | None = None
+        self.starts = 0
+        self._job_id = 0
+        self._targets: set[str] = set()
+
+    # -- lifecycle --
+    def start(self) -> None:
+        ctx = multiprocessing.get_context("fork")
+        port = _free_port()
+        self.jobs = [ctx.Queue() for _ in range(self.world_size)]
+        self.results = ctx.Queue()
+        self.procs = [ctx.Process(target=_rank_main, args=(r, self.world_size, port, self.backend, self.jobs[r],
+                                                           self.results), daemon=True)
+                      for r in range(self.world_size)]
+        for proc in self.procs:
+            proc.start()
+        self._targets = set(_TARGETS)
+        self.starts += 1
+        ready = 0
+        deadline = time.monotonic() + self.start_timeout
+        while ready < self.world_size:
+            try:
+                kind, rank, _, info = self.results.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                self.close()
+                raise GroupFault(f"the {self.world_size}-rank group did not start within {self.start_timeout:g} s")
+            if kind == "init-failed":
+                self.close()
+                raise GroupFault(f"rank {rank} could not join the group: {info.strip().splitlines()[-1]}")
+            self.how = info
+            ready += 1
+
+    def close(self) -> None:
+        for q in getattr(self, "jobs", []):
+            try:
+                q.put_nowait(None)
+            except Exception:  # noqa: BLE001
+                pass
+        for proc in self.procs:
+            proc.join(timeout=0.5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=2)
+        self.procs = []
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.procs) and all(p.is_alive() for p in self.procs)
+
+    # -- jobs --
+    def run(self, job: dict) -> list[RankOutcome]:
+        """Run ``job`` on every rank; each rank's outcome, or ``GroupFault``."""
+        if not self.alive or job["target"] not in self._targets:
+            self.close()
+            self.start()
+        self._job_id += 1
+        job_id = self._job_id
+        for q in self.jobs:
+            q.put((job_id, job))
+        outcomes: dict[int, RankOutcome] = {}
+        deadline = time.monotonic() + self.timeout
+        grace_until = None
+        while len(outcomes) < self.world_size:
+            now = time.monotonic()
+            limit = min(deadline, grace_until) if grace_until else deadline
+            try:
+                kind, rank, got_id, data = self.results.get(timeout=max(0.05, limit - now))
+            except queue.Empty:
+                missing = sorted(set(range(self.world_size)) - set(outcomes))
+                finished = ", ".join(self._describe(o) for o in outcomes.values()) or "none"
+                self.close()
+                if grace_until and time.monotonic() >= grace_until and time.monotonic() < deadline:
+                    raise GroupFault(f"ranks {missing} were left waiting in a collective that the other ranks "
+                                     f"did not join (finished: {finished})")
+                raise GroupFault(f"ranks {missing} did not finish within {self.timeout:g} s (finished: {finished})")
+            if kind != "done" or got_id != job_id:
+                continue
+            payload = _decode(data)
+            exc = RankError(*payload["exc"], rank) if "exc" in payload else None
+            outcomes[rank] = RankOutcome(rank, payload.get("value"), exc, payload["calls"], payload["gathers"])
+            early = exc is not None or not payload["gathers"]
+            if early and grace_until is None:
+                # A rank that raised or skipped the collective may leave its peers blocked.
+                grace_until = time.monotonic() + min(5.0, self.timeout)
+        result = [outcomes[r] for r in range(self.world_size)]
+        errors = {type(o.exc).__name__ + str(o.exc).split(" (on rank")[0] if o.exc else None for o in result}
+        if len(errors) > 1 or any("gloo" in str(o.exc).lower() or "timeout" in str(o.exc).lower()
+                                  for o in result if o.exc):
+            self.close()  # the group may be broken: start afresh for the next job
+        return result
+
+    @staticmethod
+    def _describe(outcome: RankOutcome) -> str:
+        return f"rank {outcome.rank} " + (f"raised {outcome.exc}" if outcome.exc else
+                                          f"returned after {len(outcome.gathers)} all-gather(s)")
+
+
+def get_pool(world_size: int, backend: str = "gloo", timeout: float = 30.0) -> RankPool:
+    """The session's pool for ``world_size`` (started on first use, kept)."""
+    key = (world_size, backend)
+    pool = _POOLS.get(key)
+    if pool is None:
+        pool = _POOLS[key] = RankPool(world_size, backend=backend, timeout=timeout)
+    pool.timeout = timeout
+    return pool
+
+
+@atexit.register
+def close_all() -> None:
+    for pool in _POOLS.values():
+        pool.close()
+    _POOLS.clear()
