@@ -53,6 +53,10 @@ class RankError(Exception):
 class GroupFault(Exception):
     """The group could not finish a job: a rank hung, died, or left its peers waiting."""
 
+    def __init__(self, message: str, hung: bool = False) -> None:
+        super().__init__(message)
+        self.hung = hung
+
 
 @dataclasses.dataclass
 class RankOutcome:
@@ -186,6 +190,7 @@ class RankPool:
                  start_timeout: float = 120.0) -> None:
         self.world_size, self.backend = world_size, backend
         self.timeout, self.start_timeout = timeout, start_timeout
+        self.grace = 1.0  # how long peers may take to finish once a rank raised or skipped the collective
         self.procs: list = []
         self.how: str | None = None
         self.starts = 0
@@ -261,7 +266,8 @@ class RankPool:
                 if grace_until and time.monotonic() >= grace_until and time.monotonic() < deadline:
                     raise GroupFault(f"ranks {missing} were left waiting in a collective that the other ranks "
                                      f"did not join (finished: {finished})")
-                raise GroupFault(f"ranks {missing} did not finish within {self.timeout:g} s (finished: {finished})")
+                raise GroupFault(f"ranks {missing} did not finish within {self.timeout:g} s (finished: {finished})",
+                                 hung=True)
             if kind != "done" or got_id != job_id:
                 continue
             payload = _decode(data)
@@ -270,7 +276,7 @@ class RankPool:
             early = exc is not None or not payload["gathers"]
             if early and grace_until is None:
                 # A rank that raised or skipped the collective may leave its peers blocked.
-                grace_until = time.monotonic() + min(5.0, self.timeout)
+                grace_until = time.monotonic() + min(self.grace, self.timeout)
         result = [outcomes[r] for r in range(self.world_size)]
         errors = {type(o.exc).__name__ + str(o.exc).split(" (on rank")[0] if o.exc else None for o in result}
         if len(errors) > 1 or any("gloo" in str(o.exc).lower() or "timeout" in str(o.exc).lower()

@@ -312,9 +312,13 @@ def _rank_outcomes(ctx: Ctx, ex: dict, group: str, args_for) -> list:
     if group == "gloo":
         job = {"target": ctx.target.name, "function": ctx.function, "model": spec,
                "args": args_for("<model>"), "kwargs": {"rope_type": ex["rope_type"]} if "rope_type" in ex else {}}
+        if ctx.hung:
+            raise ctx.diverge(f"not run: the target hung earlier in this check ({ctx.hung})")
         try:
             outcomes = get_pool(world, timeout=ctx.timeout).run(job)
         except GroupFault as exc:
+            if exc.hung:
+                ctx.hung = f"{exc} on {ctx.current}"
             raise ctx.diverge(f"real gloo group of {world}: {exc}") from None
         for o in outcomes:
             if o.exc is not None:
