@@ -16,6 +16,9 @@ dtype, device and dim (``all_gather_object``) and all raise
 ``CollectiveMismatch`` when they disagree: gloo would otherwise abort the
 process or hand back garbage without raising.
 
+CUDA: ``RankPool(n, backend="nccl", start_method="spawn")`` runs the same
+jobs with NCCL, one GPU per rank, tensors on the GPU (``job["device"]``).
+
 Faults never hang the run: a job has a deadline; a rank that raised while its
 peers still wait, a rank that returned without joining the collective, or a
 rank that hangs ends the job with those facts, and the pool is torn down and
@@ -162,10 +165,28 @@ def _execute(rank: int, world: int, job: dict) -> dict:
         namespace.update(saved)
 
 
-def _rank_main(rank: int, world: int, port: int, backend: str, jobs, results) -> None:
+def _reload_targets(specs) -> None:
+    """In a spawned rank (no fork inheritance): load the targets again."""
+    from .targets import load_candidate, load_reference, load_vllm
+
+    for name, kind, spec in specs:
+        if name not in _TARGETS:
+            target = load_reference() if kind == "reference" else load_vllm() if kind == "vllm" else \
+                load_candidate(name, spec)
+            _TARGETS[name] = target
+
+
+def _rank_main(rank: int, world: int, port: int, backend: str, jobs, results, specs=None) -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
     torch.set_num_threads(1)
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     try:
+        if specs is not None:
+            _reload_targets(specs)
+        if backend == "nccl":
+            torch.cuda.set_device(rank % torch.cuda.device_count())
         how = _init_group(rank, world, port, backend)
     except BaseException:  # noqa: BLE001
         results.put(("init-failed", rank, None, traceback.format_exc(limit=3)))
@@ -187,8 +208,8 @@ class RankPool:
     """``world_size`` forked rank processes joined by a real gloo group."""
 
     def __init__(self, world_size: int, *, backend: str = "gloo", timeout: float = 30.0,
-                 start_timeout: float = 120.0) -> None:
-        self.world_size, self.backend = world_size, backend
+                 start_timeout: float = 120.0, start_method: str = "fork") -> None:
+        self.world_size, self.backend, self.start_method = world_size, backend, start_method
         self.timeout, self.start_timeout = timeout, start_timeout
         self.grace = 1.0  # how long peers may take to finish once a rank raised or skipped the collective
         self.procs: list = []
@@ -199,12 +220,14 @@ class RankPool:
 
     # -- lifecycle --
     def start(self) -> None:
-        ctx = multiprocessing.get_context("fork")
+        ctx = multiprocessing.get_context(self.start_method)
         port = _free_port()
         self.jobs = [ctx.Queue() for _ in range(self.world_size)]
         self.results = ctx.Queue()
+        # fork: the ranks inherit the loaded targets; spawn (CUDA): they load them again.
+        specs = None if self.start_method == "fork" else [(t.name, t.kind, t.spec) for t in _TARGETS.values()]
         self.procs = [ctx.Process(target=_rank_main, args=(r, self.world_size, port, self.backend, self.jobs[r],
-                                                           self.results), daemon=True)
+                                                           self.results, specs), daemon=True)
                       for r in range(self.world_size)]
         for proc in self.procs:
             proc.start()

@@ -39,3 +39,25 @@ def vllm_vision_source() -> str:
         pytest.skip("vLLM is not installed here; the tox env 'tests' installs it")
     path = Path(list(spec.submodule_search_locations)[0]) / "model_executor" / "models" / "vision.py"
     return path.read_text()
+
+
+def _cuda_count() -> int:
+    import os
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # do not initialise CUDA before forking
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def pytest_collection_modifyitems(config, items):
+    count = None
+    for item in items:
+        gpu = item.get_closest_marker("gpu")
+        need = item.get_closest_marker("gpus")
+        if gpu is None and need is None:
+            continue
+        if count is None:
+            count = _cuda_count()
+        wanted = need.args[0] if need else 1
+        if count < wanted:
+            item.add_marker(pytest.mark.skip(
+                reason=f"needs {wanted} CUDA GPU(s), this machine has {count}; run on a GPU machine"))
