@@ -440,6 +440,8 @@ DP_MROPE = FunctionSpec("run_dp_sharded_mrope_vision_model", "an M-RoPE model ru
                 _mrope_matches, lambda ranks: s_dp.mrope_problems("rope_2d", max_ranks=ranks)),
     *_dp_checks("property-model-dtype-differs", "the same when the pixels' dtype differs from the model's (rope_3d)",
                 _mrope_matches, lambda ranks: s_dp.mrope_problems("rope_3d", max_ranks=ranks, mixed_dtypes=True)),
+    *_dp_checks("property-output-dtype-differs", "the same when the model's output dtype is not its parameters' (rope_3d)",
+                _mrope_matches, lambda ranks: s_dp.mrope_problems("rope_3d", max_ranks=ranks, output_dtype_differs=True)),
     *_dp_checks("property-parameterless-model", "the same for a model without parameters (rope_3d)",
                 _mrope_matches, lambda ranks: s_dp.mrope_problems("rope_3d", parameterless=True, max_ranks=ranks)),
 ])

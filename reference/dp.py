@@ -74,13 +74,15 @@ def run_dp_sharded_mrope_vision_model(
 
     Contract: every rank returns a tuple with one tensor per image, in the
     original order, and for a model that treats images independently, item
-    ``i`` equals the model's output for image ``i`` alone. Images are
-    distributed by :func:`get_load_balance_assignment` of the patch counts;
-    each rank runs the model at most once, on its own images only; a rank
-    with no images does not run the model and contributes zero rows of the
-    model's parameter dtype (the input's dtype for a model without
-    parameters). Every rank hands the all-gather one tensor of the same shape,
-    dtype and device.
+    ``i`` equals the model's output for image ``i`` alone, in the model's
+    output dtype (whatever the dtype of its parameters or of the pixels, and
+    for models without parameters). Images are distributed by
+    :func:`get_load_balance_assignment` of the patch counts; each rank runs
+    the model at most once, on its own images only; a rank with no images
+    does not run the model. Every rank hands the all-gather one tensor of the
+    same shape, dtype and device: here float64 rows, led by one row that
+    carries the rank's output dtype, so a rank without images learns the
+    dtype from its peers in the same collective.
 
     Preconditions: ``rope_type`` is ``"rope_3d"`` or ``"rope_2d"`` and each
     image's patch count is a multiple of ``r`` (otherwise ``ValueError``).
@@ -104,8 +106,6 @@ def run_dp_sharded_mrope_vision_model(
     first = sum(counts[:rank])
     mine = order[first : first + counts[rank]]
 
-    params = list(vision_model.parameters())
-    dtype = params[0].dtype if params else pixel_values.dtype
     if rope_type == "rope_2d":
         row_shape = (reduction, vision_model.config.hidden_size)
     else:
@@ -121,20 +121,36 @@ def run_dp_sharded_mrope_vision_model(
         else:
             out = vision_model(local_pixels, local_grids)
     else:
-        out = torch.empty((0, *row_shape), dtype=dtype, device=pixel_values.device)
+        out = None
 
     per_rank_tokens = [
         sum(tokens[i] for i in order[sum(counts[:g]) : sum(counts[: g + 1])])
         for g in range(world)
     ]
     width = max(per_rank_tokens, default=0)
-    padding = out.new_zeros((width - out.shape[0], *out.shape[1:]))
-    gathered = tensor_model_parallel_all_gather(torch.cat([out, padding]).contiguous(), dim=0)
+    device = pixel_values.device
+    rows = torch.zeros((width + 1, *row_shape), dtype=torch.float64, device=device)
+    if out is not None:
+        rows[0].fill_(_DTYPE_CODES.index(out.dtype) + 1)
+        rows[1 : 1 + out.shape[0]] = out.to(torch.float64)
+    gathered = tensor_model_parallel_all_gather(rows, dim=0)
 
+    codes = [int(gathered[g * (width + 1)].flatten()[0]) if gathered.numel() else 0 for g in range(world)]
+    known = [c for c in codes if c]
+    dtype = _DTYPE_CODES[known[0] - 1] if known else _empty_dtype(vision_model, pixel_values)
     result: list[torch.Tensor | None] = [None] * len(grid_thw_list)
     for g in range(world):
-        offset = g * width
+        offset = g * (width + 1) + 1
         for image in order[sum(counts[:g]) : sum(counts[: g + 1])]:
-            result[image] = gathered[offset : offset + tokens[image]]
+            result[image] = gathered[offset : offset + tokens[image]].to(dtype)
             offset += tokens[image]
     return tuple(result)  # type: ignore[arg-type]
+
+
+_DTYPE_CODES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _empty_dtype(vision_model: torch.nn.Module, pixel_values: torch.Tensor) -> torch.dtype:
+    """No rank ran the model (no images): nothing is returned, any dtype will do."""
+    params = list(vision_model.parameters())
+    return params[0].dtype if params else pixel_values.dtype

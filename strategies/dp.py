@@ -36,7 +36,8 @@ class ModelSpec:
       ``config.hidden_size = out_dim``; a list per image when ``returns_list``.
 
     ``parameterless``: the model has no parameters and computes in its
-    input's dtype (an edge some implementations trip on). Every call is
+    input's dtype (an edge some implementations trip on). ``output_dtype``:
+    the output is cast to it, so it differs from the parameters' dtype. Every call is
     recorded in ``model.calls`` as ``(rows, grids)`` (instrumentation).
     """
 
@@ -48,6 +49,7 @@ class ModelSpec:
     seed: int = 0
     returns_list: bool = False
     parameterless: bool = False
+    output_dtype: torch.dtype | None = None  # cast the output to this (differs from the parameters)
 
     @property
     def reduction(self) -> int:
@@ -83,6 +85,14 @@ class _SpecModel(torch.nn.Module):
         return torch.cat([torch.arange(n) for n in rows]) if rows else torch.zeros(0)
 
     def forward(self, pixels: torch.Tensor, grids=None):
+        out = self._forward(pixels, grids)
+        if self.spec.output_dtype is None:
+            return out
+        if isinstance(out, list):
+            return [o.to(self.spec.output_dtype) for o in out]
+        return out.to(self.spec.output_dtype)
+
+    def _forward(self, pixels: torch.Tensor, grids=None):
         spec = self.spec
         grid_record = None if grids is None else [list(map(int, g)) for g in (grids.tolist() if isinstance(grids, torch.Tensor) else grids)]
         self.calls.append((int(pixels.shape[0]), grid_record))
@@ -164,7 +174,7 @@ def grid_lists(draw, rope_type: str = "rope_3d", merge: tuple[int, int] = (2, 2)
 
 @st.composite
 def mrope_problems(draw, rope_type: str = "rope_3d", parameterless: bool = False, max_ranks: int = MAX_RANKS,
-                   mixed_dtypes: bool = False) -> dict:
+                   mixed_dtypes: bool = False, output_dtype_differs: bool = False) -> dict:
     """``pixel_values``, ``grid_thw_list``, a model spec, ``rope_type`` and a world size.
 
     ``mixed_dtypes``: the pixels' dtype differs from the model's parameter
@@ -182,7 +192,8 @@ def mrope_problems(draw, rope_type: str = "rope_3d", parameterless: bool = False
     pixel_dtype = next(d for d in DTYPES if d != dtype) if mixed_dtypes else dtype
     channels = draw(st.integers(1, 4))
     spec = ModelSpec(rope_type, channels, draw(st.integers(1, 5)), merge, dtype, draw(st.integers(0, 999)),
-                     returns_list=rope_type == "rope_2d" and draw(st.booleans()), parameterless=parameterless)
+                     returns_list=rope_type == "rope_2d" and draw(st.booleans()), parameterless=parameterless,
+                     output_dtype=torch.float16 if output_dtype_differs else None)
     patches = sum(math.prod(g) for g in grids)
     pixel_values = _ints((patches, channels), draw(st.integers(0, 999)), pixel_dtype)
     return {"pixel_values": pixel_values, "grid_thw_list": grids, "model": spec, "rope_type": rope_type,
