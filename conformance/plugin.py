@@ -32,6 +32,8 @@ def pytest_addoption(parser):
                     help="known divergences of target NAME: a path, or a shipped name such as vllm-0.33.0")
     group.addoption("--ignore-expectations", action="store_true",
                     help="ignore every recorded expectation and report all divergences")
+    group.addoption("--strict-expectations", action="store_true",
+                    help="fail (exit 1) when an expectation entry matched no divergence (a stale entry)")
     group.addoption("--report-json", default=None, metavar="PATH", help="write the report as JSON")
     group.addoption("--example-timeout", type=float, default=30.0, metavar="SECONDS",
                     help="time bound of one call of a target, and of one job of a real group (default 30)")
@@ -126,6 +128,16 @@ class ConformanceSession:
                     if self.only is not None and case_id not in self.only:
                         continue
                     yield case_id
+
+    def stale_entries(self) -> list:
+        """Entries that matched nothing although their check ran (or that name no check at all)."""
+        from .registry import REGISTRY
+
+        known = {(spec.name, check.id) for spec in REGISTRY for check in spec.checks}
+        ran = {(r.target, r.function, r.check) for r in self.results if r.status not in ("skipped", "not provided")}
+        checked = {t.name for t in self.checked if t.usable}
+        return [(name, e) for name, exp in self.expectations.items() if name in checked for e in exp.stale()
+                if (name, e.function, e.check) in ran or (e.function, e.check) not in known]
 
     def target(self, name: str) -> Target:
         return next(t for t in self.targets if t.name == name)
@@ -279,6 +291,8 @@ def pytest_sessionfinish(session, exitstatus):
         return
     if sess.bad_input:
         session.exitstatus = BAD_INPUT_EXIT
+    elif session.config.getoption("strict_expectations") and sess.stale_entries():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     elif exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and sess.checked:
         session.exitstatus = pytest.ExitCode.OK
     path = session.config.getoption("report_json")

@@ -83,11 +83,10 @@ def render_text(sess, config) -> str:
         for r in expected:
             lines.append(f"- {r.target}.{r.function}.{r.check}: {r.message}")
             lines.append(f"    reason: {r.reason}")
-    for name, exp in sess.expectations.items():
-        if any(t.name == name and t.usable for t in sess.checked) and sess.only is None:
-            for entry in exp.stale():
-                lines.append(f"- stale expectation ({entry.source}): {name} {entry.function} {entry.check} "
-                             "matched no divergence in this run")
+    strict = config.getoption("strict_expectations")
+    for name, entry in sess.stale_entries():
+        lines.append(f"- {'STALE (strict: fails)' if strict else 'stale'} expectation ({entry.source}): {name} "
+                     f"{entry.function} {entry.check} matched no divergence in this run")
     for line in sess.bad_input:
         lines.append(f"- bad input: {line}")
     return "\n".join(lines) + "\n"
@@ -117,7 +116,7 @@ def to_json(sess, config, exit_status: int) -> dict:
         "checks": [r.__dict__ for r in sess.results],
         "stale_expectations": [
             {"target": name, "function": e.function, "check": e.check, "source": e.source}
-            for name, exp in sess.expectations.items() for e in exp.stale()
-        ] if sess.only is None else [],
+            for name, e in sess.stale_entries()
+        ],
         "bad_input": list(sess.bad_input),
     }
