@@ -144,3 +144,28 @@ def test_vllm_not_importable_is_a_skip(cli):
     assert status == 0, output[-2000:]
     assert report["table"]["get_load_balance_assignment"]["vllm"]["status"] == "skipped"
     assert "vLLM not importable" in report["table"]["get_load_balance_assignment"]["vllm"]["detail"]
+
+
+def test_stale_expectation_is_reported_and_fails_in_strict_mode(cli, tmp_path):
+    stale = tmp_path / "stale.txt"
+    stale.write_text("# claimed to diverge, but the reference passes this case\n"
+                     "get_load_balance_assignment case-docstring-example\n"
+                     "# a typo: no such check\n"
+                     "get_load_balance_assignment case-no-such-check\n")
+    only = "reference.get_load_balance_assignment.case-docstring-example"
+    status, report, output = cli("--targets", "reference", "--expectations", f"reference={stale}", "--only", only)
+    assert status == 0 and "stale expectation" in output
+    assert {e["check"] for e in report["stale_expectations"]} == {"case-docstring-example", "case-no-such-check"}
+    status, _, output = cli("--targets", "reference", "--expectations", f"reference={stale}", "--only", only,
+                            "--strict-expectations")
+    assert status == 1 and "STALE (strict: fails)" in output
+
+
+def test_expected_divergence_of_another_kind_is_still_reported(cli, tmp_path):
+    """An entry's TEXT must match: the same check diverging differently is a new divergence."""
+    exp = tmp_path / "exp.txt"
+    exp.write_text("# pretend the candidate raises here\nget_load_balance_assignment case-docstring-example raised\n")
+    status, report, output = cli("--impl", f"bad={CANDIDATES / 'misbehaves.py'}", "--targets", "bad",
+                                 "--expectations", f"bad={exp}",
+                                 "--only", "bad.get_load_balance_assignment.case-docstring-example")
+    assert status == 1 and report["table"]["get_load_balance_assignment"]["bad"]["status"] == "diverges"
