@@ -536,7 +536,135 @@ def _backend_env_ignored(ctx: Ctx, ex: dict) -> None:
     compare_outcomes(ctx, ctx.ref(ex), got, ex)
 
 
-BACKEND = FunctionSpec("get_vit_attn_backend", "the ViT attention backend on this machine's platform", [
+def _sim_target(ctx: Ctx):
+    """The module to install a simulated platform in, and the release group."""
+    from . import platforms
+
+    module = ctx.target.module
+    if module is None or not hasattr(module, "current_platform"):
+        raise SimulationUnsupported(
+            f"{ctx.target.name} has no module-level current_platform to install a simulated platform through")
+    group = platforms.release_group()
+    if group is None:
+        raise SimulationUnsupported(
+            "the installed vLLM's selection is simulated for 0.11.2, 0.27.x and 0.33.x only "
+            "(docs/backend.md)")
+    return module, group
+
+
+def _sim_call(ctx: Ctx, module, facts, head_size, dtype, override):
+    """The target through its vision function (the override from the argument or
+    the multimodal config, as the facts say), and, for vLLM itself, through the
+    platform method."""
+    from . import platforms
+    from .adapter import _backend_enum, _to_enum
+
+    kwargs = {"head_size": head_size, "dtype": dtype, "attn_backend_override": override}
+    private = getattr(module, "_get_vit_attn_backend", None)
+    with platforms.simulate(facts, module) as platform:
+        if override is not None and facts.override_source == "argument" and private is not None:
+            got = ctx.invoke(private, head_size, dtype, attn_backend_override=_to_enum(_backend_enum(module), override))
+        else:
+            got = ctx.call(kwargs)
+        direct = None
+        if ctx.target.kind == "vllm" and (override is None or private is not None):
+            direct = ctx.invoke(platforms.call_platform, platform, head_size, dtype,
+                                _to_enum(_backend_enum(module), override))
+    return got, direct
+
+
+def _backend_simulated(ctx: Ctx, ex: dict) -> None:
+    from reference.backend import use_platform
+
+    from reference.backend import vision_backends
+
+    module, group = _sim_target(ctx)
+    facts = dataclasses.replace(ex["facts"], group=group)
+    pick = ex["attn_backend_override"]
+    if isinstance(pick, s_backend.OverridePick):
+        ex = dict(ex, attn_backend_override=pick.resolve(vision_backends(facts)))
+    shown = dict(ex, facts=facts)
+    kwargs = {k: ex[k] for k in ("head_size", "dtype", "attn_backend_override")}
+    with use_platform(facts):
+        want = ctx.ref(kwargs)
+    got, direct = _sim_call(ctx, module, facts, **{"head_size": ex["head_size"], "dtype": ex["dtype"],
+                                                     "override": ex["attn_backend_override"]})
+    compare_outcomes(ctx, want, got, shown)
+    if direct is not None:
+        try:
+            compare_outcomes(ctx, want, direct, shown)
+        except Exception as exc:
+            raise ctx.diverge(f"platform method: {getattr(exc, 'what', exc)}", shown) from None
+
+
+def _name_of(outcome: Outcome) -> str:
+    if outcome.exc is not None:
+        return f"raised {type(outcome.exc).__name__}"
+    return getattr(outcome.value, "name", outcome.value)
+
+
+def _cuda_grid(ctx: Ctx, ex: dict) -> None:
+    """Every (capability, dtype, head size, FA4) of the acceptance grid, no
+    override, every kernel importable; all mismatches in one sentence.
+    ``ex["known"]``: the known capabilities, or only the unknown one."""
+    from reference.backend import PlatformFacts, use_platform
+
+    module, group = _sim_target(ctx)
+    points, bad, wrong = 0, {}, 0
+    for fa4 in (False, True):
+        for cc, dtype, head in s_backend.grid():
+            if (cc is not None) != ex["known"]:
+                continue
+            facts = PlatformFacts("cuda", capability=cc, fa4=fa4, group=group)
+            with use_platform(facts):
+                want = ctx.ref({"head_size": head, "dtype": dtype})
+            got, direct = _sim_call(ctx, module, facts, head, dtype, None)
+            for where, outcome in (("", got), ("platform method: ", direct)):
+                if outcome is None:
+                    continue
+                points += 0 if where else 1
+                if _name_of(outcome) != _name_of(want):
+                    wrong += 0 if where else 1
+                    key = (f"{where}cc={cc} {str(dtype).replace('torch.', '')}"
+                           f"{' fa4' if fa4 else ''} returned {_name_of(outcome)}, should be {_name_of(want)}")
+                    bad.setdefault(key, []).append(head)
+    if bad:
+        detail = "; ".join(f"{k} (heads {v})" for k, v in sorted(bad.items()))
+        raise ctx.diverge(f"{wrong} of {points} simulated CUDA grid points differ: {detail}",
+                          {"grid": "capabilities x dtypes x head sizes x fa4"})
+
+
+def _sim_check(check_id: str, doc: str, facts, override: bool | None, examples=()) -> Check:
+    return Check(check_id, doc, _backend_simulated, strategy=s_backend.simulated_queries(facts, override),
+                 needs_reference=True, examples=tuple(examples))
+
+
+def _edge(facts, head, dtype, override=None) -> dict:
+    return {"facts": facts, "head_size": head, "dtype": dtype, "attn_backend_override": override}
+
+
+def _edges():
+    from reference.backend import PlatformFacts as F
+
+    return {
+        "cuda": [_edge(F("cuda", capability=(9, 0)), 80, torch.bfloat16),
+                 _edge(F("cuda", capability=(9, 0)), 80, torch.float32),
+                 _edge(F("cuda", capability=(7, 5)), 64, torch.float16),
+                 _edge(F("cuda", capability=(9, 0), fa4=True), 320, torch.float16)],
+        "cuda-override": [_edge(F("cuda", capability=(9, 0)), 64, torch.float16, "TORCH_SDPA"),
+                          _edge(F("cuda", capability=(9, 0), override_source="multimodal_config"), 64,
+                                torch.float16, s_backend.OverridePick("listed", 0))],
+        "rocm": [_edge(F("rocm", arch="gfx942", flash_attn_pkg=True), 80, torch.bfloat16),
+                 _edge(F("rocm", arch="gfx1100", triton_amd=True), 80, torch.float16)],
+        "xpu": [_edge(F("xpu"), 64, torch.float16)],
+        "cpu": [_edge(F("cpu"), 64, torch.float16, "TORCH_SDPA"), _edge(F("unspecified"), 72, torch.float32)],
+    }
+
+
+_EDGES = _edges()
+
+
+BACKEND = FunctionSpec("get_vit_attn_backend", "the ViT attention backend: this machine, and simulated platforms", [
     agrees("property-default", "no override: the platform's default for any head size and dtype",
            s_backend.backend_queries(override=False)),
     returns("case-override-supported", "an override the platform supports is honoured",
@@ -545,6 +673,35 @@ BACKEND = FunctionSpec("get_vit_attn_backend", "the ViT attention backend on thi
            {"head_size": 64, "dtype": torch.float16, "attn_backend_override": "FLASH_ATTN"}, ValueError),
     Check("case-env-does-not-select", "VLLM_ATTENTION_BACKEND (the decoder's setting) does not change the answer",
           _backend_env_ignored, example={"head_size": 80, "dtype": torch.bfloat16}, needs_reference=True),
+    _sim_check("property-cuda-simulated", "simulated CUDA of a known capability (FA4, importable kernels), "
+               "no override: the decision table", s_backend.cuda_facts(known_capability=True), False,
+               _EDGES["cuda"]),
+    _sim_check("property-cuda-unknown-capability-simulated", "simulated CUDA whose capability is unknown, "
+               "no override", s_backend.cuda_facts(known_capability=False), False),
+    _sim_check("property-cuda-override-listed-simulated", "simulated CUDA, an override the platform lists (from "
+               "the argument or the multimodal config): honoured", s_backend.cuda_facts(all_kernels=True),
+               "listed", _EDGES["cuda-override"]),
+    _sim_check("property-cuda-override-unlisted-simulated", "simulated CUDA, an override the platform does not "
+               "list: ValueError", s_backend.cuda_facts(all_kernels=True), "unlisted"),
+    _sim_check("property-rocm-simulated", "simulated ROCm (arch, flash_attn, Triton-AMD, AITER), no override",
+               s_backend.rocm_facts(), False, _EDGES["rocm"]),
+    _sim_check("property-rocm-override-listed-simulated", "simulated ROCm, a listed override: honoured",
+               s_backend.rocm_facts(), "listed"),
+    _sim_check("property-rocm-override-unlisted-simulated", "simulated ROCm, an unlisted override: ValueError",
+               s_backend.rocm_facts(), "unlisted"),
+    _sim_check("property-xpu-simulated", "simulated XPU, no override", s_backend.xpu_facts(), False, _EDGES["xpu"]),
+    _sim_check("property-xpu-override-listed-simulated", "simulated XPU, a listed override: honoured",
+               s_backend.xpu_facts(), "listed"),
+    _sim_check("property-xpu-override-unlisted-simulated", "simulated XPU, an unlisted override: ValueError",
+               s_backend.xpu_facts(), "unlisted"),
+    _sim_check("property-cpu-simulated", "vLLM's CPU and Unspecified platform classes, no override or a listed one",
+               s_backend.cpu_facts(), "listed", _EDGES["cpu"]),
+    _sim_check("property-cpu-override-unlisted-simulated", "vLLM's CPU and Unspecified platform classes, an "
+               "unlisted override: ValueError", s_backend.cpu_facts(), "unlisted"),
+    Check("case-cuda-grid", "simulated CUDA: capability 7.0-12.0 x fp16/bf16/fp32 x head sizes 16-320 x FA4, "
+          "each equal to the decision table", _cuda_grid, example={"known": True}, needs_reference=True),
+    Check("case-cuda-grid-unknown-capability", "the same grid with the capability unknown",
+          _cuda_grid, example={"known": False}, needs_reference=True),
 ])
 
 

@@ -1,9 +1,29 @@
-"""Which attention kernel a vision encoder runs, on the platform at hand.
+"""Which attention kernel a vision encoder runs, as a decision table over
+platform facts.
 
-The platform facts come from :func:`current_platform_facts` (drawn facts can
-be installed with :func:`use_platform`); the reference never probes vLLM.
-This first table covers the platforms without a GPU kernel (a CPU, or a
-platform vLLM does not recognise): only ``TORCH_SDPA`` is supported there.
+The answer is a pure function of :class:`PlatformFacts` (the platform kind,
+its CUDA capability or ROCm arch, which kernel backends import, the release
+group whose documented precedence applies) and of the query (head size,
+dtype, override). The facts come from :func:`current_platform_facts`: drawn
+facts installed with :func:`use_platform`, else this machine (a machine
+without CUDA is a CPU). The reference never probes vLLM.
+
+The decision table, one per release group (``docs/backend.md`` prints it):
+
+1. An override (a name, or an enum member with that ``.name``) is returned
+   as given if the platform lists it for vision attention
+   (:func:`vision_backends`); anything else raises ``ValueError`` naming the
+   accepted backends.
+2. Without an override, the platform's precedence (:func:`auto_order`) is
+   walked and the first backend that imports and supports the head size,
+   the dtype and the device (:func:`kernel_supports`) is chosen;
+   ``TORCH_SDPA`` supports everything and ends every order.
+
+Contract, for every release group: the chosen backend is one the platform
+lists, it supports the head size, dtype and capability it is asked for (an
+unknown capability supports no backend that requires one), and the answer
+does not depend on ``VLLM_ATTENTION_BACKEND`` (the decoder's setting) or on
+where the override came from (argument or multimodal config).
 """
 
 from __future__ import annotations
@@ -24,17 +44,135 @@ KNOWN_BACKENDS = (
     "XFORMERS",
 )
 
+# Release groups whose vision-attention selection is modelled (vLLM versions).
+RELEASE_GROUPS = {
+    "0.11": "0.11.1 - 0.11.2: override returned unchecked; CUDA falls back to xFormers",
+    "0.27": "0.27.0 - 0.32.x: platform lists; CUDA walks its list; ROCm R6; XPU fp32 -> Triton",
+    "0.33": "0.33.x: as 0.27, ROCm AITER only for fp16/bf16, XPU FA heads up to 512",
+}
+DEFAULT_GROUP = "0.33"
 
-@dataclasses.dataclass(frozen=True)
+HALF = (torch.float16, torch.bfloat16)
+CDNA_ARCHS = ("gfx90a", "gfx942", "gfx950")          # ROCm data-centre (gfx9)
+RDNA_ARCHS = ("gfx1100", "gfx1101", "gfx1200", "gfx1201")
+AITER_ARCHS = {"0.11": ("gfx90a", "gfx942", "gfx950"), "0.27": ("gfx942", "gfx950"), "0.33": ("gfx942", "gfx950")}
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
 class PlatformFacts:
-    """What backend selection may depend on."""
+    """What backend selection may depend on (and two facts it must not)."""
 
-    kind: str  # "cpu", "unspecified", "cuda", "rocm", "xpu", ...
-    supported_vit_backends: tuple[str, ...]
-    default_backend: str
+    kind: str  # "cpu", "unspecified", "cuda", "rocm", "xpu"
+    capability: tuple[int, int] | None = None  # CUDA compute capability; None: unknown
+    arch: str | None = None  # ROCm gcnArchName, e.g. "gfx942"
+    # vLLM kernel backends whose module imports here (CUDA / XPU), and on
+    # CUDA 0.11 whether xformers imports ("XFORMERS").
+    kernels: frozenset = frozenset({"FLASH_ATTN", "TRITON_ATTN", "XFORMERS"})
+    fa4: bool = False  # FlashAttention 4 usable: FLASH_ATTN takes head sizes 257-512
+    flash_attn_pkg: bool = False  # ROCm: the upstream flash_attn package is installed (implied by triton_amd)
+    triton_amd: bool = False  # ROCm RDNA: Triton-AMD kernels present and FLASH_ATTENTION_TRITON_AMD_ENABLE=TRUE
+    aiter: bool = False  # ROCm: AITER installed with VLLM_ROCM_USE_AITER=1 and VLLM_ROCM_USE_AITER_MHA=1
+    group: str = DEFAULT_GROUP  # release group, a key of RELEASE_GROUPS
+    override_source: str = "argument"  # "argument" or "multimodal_config": must not matter
+
+    def __repr__(self) -> str:  # compact: only what differs from the defaults
+        fields = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)[1:]
+                  if getattr(self, f.name) != f.default]
+        fields = [f"kernels={sorted(self.kernels)}" if x.startswith("kernels=") else x for x in fields]
+        return f"PlatformFacts({', '.join([repr(self.kind), *fields])})"
+
+    # Kept for readers of the first version of this module.
+    @property
+    def supported_vit_backends(self) -> tuple[str, ...]:
+        return vision_backends(self)
+
+    @property
+    def default_backend(self) -> str:
+        return _auto(self, 64, torch.float16)
 
 
-CPU_FACTS = PlatformFacts("cpu", ("TORCH_SDPA",), "TORCH_SDPA")
+CPU_FACTS = PlatformFacts("cpu")
+
+
+def vision_backends(facts: PlatformFacts) -> tuple[str, ...]:
+    """The backends the platform lists for vision attention (overrides it accepts)."""
+    kind, group = facts.kind, facts.group
+    if kind == "cuda":
+        if group == "0.11":
+            return ("FLASH_ATTN", "XFORMERS", "TORCH_SDPA")
+        return ("FLASH_ATTN", "TRITON_ATTN", "TORCH_SDPA", "FLASHINFER")
+    if kind == "rocm":
+        if group == "0.11":
+            return ("ROCM_AITER_FA", "FLASH_ATTN", "TORCH_SDPA")
+        return ("FLASH_ATTN", "ROCM_AITER_FA", "TRITON_ATTN", "TORCH_SDPA")
+    if kind == "xpu":
+        if group == "0.11":
+            return ("FLASH_ATTN", "TORCH_SDPA")
+        return ("FLASH_ATTN", "TRITON_ATTN", "TORCH_SDPA")
+    return ("TORCH_SDPA",)
+
+
+def auto_order(facts: PlatformFacts, dtype: torch.dtype | None = None) -> tuple[str, ...]:
+    """The release's precedence without an override, highest first."""
+    kind, group, cc = facts.kind, facts.group, facts.capability
+    if kind == "cuda":
+        if group == "0.11":
+            if cc is not None and cc >= (10, 0):  # Blackwell: SDPA (xformers issue 1317)
+                return ("TORCH_SDPA",)
+            return ("FLASH_ATTN", "XFORMERS", "TORCH_SDPA")
+        if cc is not None and cc >= (8, 0):
+            return ("FLASH_ATTN", "TRITON_ATTN", "TORCH_SDPA")
+        return ("FLASH_ATTN", "TORCH_SDPA")  # the list puts SDPA second below 8.0
+    if kind == "rocm":
+        return ("ROCM_AITER_FA", "FLASH_ATTN", "TORCH_SDPA")
+    if kind == "xpu":
+        return ("FLASH_ATTN", "TRITON_ATTN", "TORCH_SDPA") if group != "0.11" else ("FLASH_ATTN", "TORCH_SDPA")
+    return ("TORCH_SDPA",)
+
+
+def kernel_supports(facts: PlatformFacts, backend: str, head_size: int, dtype: torch.dtype) -> bool:
+    """Whether ``backend`` imports and runs this head size, dtype and device."""
+    if backend == "TORCH_SDPA":
+        return True
+    kind, group, cc = facts.kind, facts.group, facts.capability
+    if kind == "rocm":
+        arch = facts.arch or ""
+        if dtype not in HALF:
+            return False
+        if backend == "ROCM_AITER_FA":
+            return facts.aiter and arch in AITER_ARCHS[group]
+        if backend == "FLASH_ATTN":  # upstream flash_attn on CDNA, its Triton-AMD build on RDNA
+            return (arch in CDNA_ARCHS and (facts.flash_attn_pkg or facts.triton_amd)) or (
+                group != "0.11" and arch in RDNA_ARCHS and facts.triton_amd)
+        return False
+    if backend == "XFORMERS":
+        return "XFORMERS" in facts.kernels
+    if backend not in facts.kernels:
+        return False
+    if backend == "FLASH_ATTN":
+        if dtype not in HALF:
+            return False
+        if kind == "cuda" and (cc is None or cc < (8, 0)):
+            return False
+        if group == "0.11":
+            return kind == "xpu" or head_size in (32, 64, 96, 128, 160, 192, 224, 256)
+        limit = 512 if (facts.fa4 or (kind == "xpu" and group == "0.33")) else 256
+        return head_size % 8 == 0 and 0 < head_size <= limit
+    if backend == "TRITON_ATTN":
+        return head_size >= 32
+    if backend == "FLASHINFER":
+        low = (7, 5) if group == "0.11" else (8, 0)
+        return (dtype in HALF and head_size in (64, 128, 256, 512)
+                and cc is not None and low <= cc <= (12, 1))
+    return False
+
+
+def _auto(facts: PlatformFacts, head_size: int, dtype: torch.dtype) -> str:
+    for backend in auto_order(facts, dtype):
+        if kernel_supports(facts, backend, head_size, dtype):
+            return backend
+    return "TORCH_SDPA"
+
 
 _installed: list[PlatformFacts] = []
 
@@ -45,7 +183,8 @@ def current_platform_facts() -> PlatformFacts:
         return _installed[-1]
     if torch.cuda.is_available():
         raise NotImplementedError(
-            "the reference's GPU decision table is not written yet (backend issue)"
+            "the reference does not probe a GPU: install its facts with use_platform() "
+            "(conformance.platforms.real_cuda_facts() reads them on a CUDA machine)"
         )
     return CPU_FACTS
 
@@ -71,22 +210,24 @@ def get_vit_attn_backend(
 ) -> str:
     """The name of the attention backend for a ViT with ``head_size`` and ``dtype``.
 
-    Contract: without an override, the platform's default vision backend,
-    which supports ``head_size`` and ``dtype``. An override (a backend name or
-    an enum member with that ``.name``) is returned as given if the platform
-    lists it for vision attention; an unknown or unsupported one raises
-    ``ValueError`` naming the backends accepted (never an ``AssertionError``,
-    which ``python -O`` would strip). Environment variables such as
+    Contract: without an override, the first backend of the platform's
+    precedence that imports and supports ``head_size``, ``dtype`` and the
+    device (``TORCH_SDPA`` at worst). An override (a backend name or an enum
+    member with that ``.name``) is returned as given if the platform lists it
+    for vision attention; an unknown or unsupported one raises ``ValueError``
+    naming the backends accepted (never an ``AssertionError``, which
+    ``python -O`` would strip). Environment variables such as
     ``VLLM_ATTENTION_BACKEND`` select the decoder's backend and do not change
-    this answer.
+    this answer; neither does where the override came from.
     """
     facts = current_platform_facts()
     if attn_backend_override is None:
-        return facts.default_backend
+        return _auto(facts, head_size, dtype)
     name = _name(attn_backend_override)
-    if name not in facts.supported_vit_backends:
+    accepted = vision_backends(facts)
+    if name not in accepted:
         raise ValueError(
             f"attention backend {name!r} is not supported for vision attention on "
-            f"{facts.kind}; accepted: {list(facts.supported_vit_backends)}"
+            f"{facts.kind}; accepted: {list(accepted)}"
         )
     return name

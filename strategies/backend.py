@@ -5,6 +5,8 @@ Platform facts are drawn inputs, never probed from the machine here.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from hypothesis import strategies as st
 
@@ -32,3 +34,95 @@ def backend_queries(draw, override: bool = False) -> dict:
         "dtype": draw(attention_dtypes()),
         "attn_backend_override": draw(backend_names()) if override else None,
     }
+
+
+# ---- platform facts: drawn, never probed --------------------------------------
+
+from reference.backend import DEFAULT_GROUP, PlatformFacts  # noqa: E402
+
+# The acceptance grid: capabilities (None: unknown), dtypes, head sizes.
+GRID_CAPABILITIES = ((7, 0), (7, 5), (8, 0), (8, 6), (9, 0), (10, 0), (12, 0), None)
+GRID_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+GRID_HEAD_SIZES = (16, 40, 64, 72, 80, 128, 256, 320)
+ROCM_ARCHS = ("gfx90a", "gfx942", "gfx950", "gfx1100", "gfx1101", "gfx1200", "gfx1201")
+
+
+def capabilities(known: bool | None = None) -> st.SearchStrategy:
+    """CUDA capabilities of real parts, plus unknown (None) and any (major, minor).
+
+    ``known``: True draws only known capabilities, False only unknown (None).
+    """
+    if known is False:
+        return st.none()
+    real = st.sampled_from(tuple(c for c in GRID_CAPABILITIES if c) + ((12, 1), (10, 3))) | st.tuples(
+        st.integers(5, 13), st.integers(0, 9))
+    return real if known else real | st.none()
+
+
+def cuda_facts(group: str = DEFAULT_GROUP, all_kernels: bool = False,
+               known_capability: bool | None = None) -> st.SearchStrategy[PlatformFacts]:
+    """A CUDA device: capability, FA4 or not, which vLLM kernel backends import
+    (FLASHINFER never: it is not installed here and cannot be faked honestly)."""
+    kernels = st.just(frozenset({"FLASH_ATTN", "TRITON_ATTN", "XFORMERS"})) if all_kernels else st.frozensets(
+        st.sampled_from(["FLASH_ATTN", "TRITON_ATTN", "XFORMERS"]))
+    return st.builds(PlatformFacts, kind=st.just("cuda"), capability=capabilities(known_capability), kernels=kernels,
+                     fa4=st.booleans(), group=st.just(group),
+                     override_source=st.sampled_from(["argument", "multimodal_config"]))
+
+
+def rocm_facts(group: str = DEFAULT_GROUP) -> st.SearchStrategy[PlatformFacts]:
+    """A ROCm device: arch, flash_attn installed, Triton-AMD enabled, AITER MHA on."""
+    return st.builds(PlatformFacts, kind=st.just("rocm"), arch=st.sampled_from(ROCM_ARCHS),
+                     flash_attn_pkg=st.booleans(), triton_amd=st.booleans(), aiter=st.booleans(),
+                     group=st.just(group), override_source=st.sampled_from(["argument", "multimodal_config"]))
+
+
+def xpu_facts(group: str = DEFAULT_GROUP) -> st.SearchStrategy[PlatformFacts]:
+    return st.builds(PlatformFacts, kind=st.just("xpu"), group=st.just(group),
+                     override_source=st.sampled_from(["argument", "multimodal_config"]))
+
+
+def cpu_facts(group: str = DEFAULT_GROUP) -> st.SearchStrategy[PlatformFacts]:
+    return st.builds(PlatformFacts, kind=st.sampled_from(["cpu", "unspecified"]), group=st.just(group),
+                     override_source=st.sampled_from(["argument", "multimodal_config"]))
+
+
+def platform_facts(group: str = DEFAULT_GROUP) -> st.SearchStrategy[PlatformFacts]:
+    return cuda_facts(group) | rocm_facts(group) | xpu_facts(group) | cpu_facts(group)
+
+
+@st.composite
+def simulated_queries(draw, facts: st.SearchStrategy[PlatformFacts], override: bool | str | None = None) -> dict:
+    """{"facts", "head_size", "dtype", "attn_backend_override"}; ``override``
+    None draws with or without one; ``"listed"`` / ``"unlisted"`` draw one the
+    platform lists for vision attention / does not list (resolved when the
+    check runs, once the release group is known: the value is then an
+    :class:`OverridePick`). The group is set when the check runs."""
+    with_override = draw(st.booleans()) if override is None else bool(override)
+    if override in ("listed", "unlisted"):
+        chosen = OverridePick(override, draw(st.integers(0, 63)))
+    else:
+        chosen = draw(backend_names()) if with_override else None
+    return {
+        "facts": draw(facts),
+        "head_size": draw(st.sampled_from(GRID_HEAD_SIZES) | head_sizes()),
+        "dtype": draw(attention_dtypes()),
+        "attn_backend_override": chosen,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class OverridePick:
+    """An override to be picked among the backends the platform lists (or not)."""
+
+    which: str  # "listed" | "unlisted"
+    index: int
+
+    def resolve(self, listed: tuple[str, ...]) -> str:
+        pool = listed if self.which == "listed" else tuple(n for n in BACKEND_NAMES if n not in listed)
+        return pool[self.index % len(pool)]
+
+
+def grid() -> list[tuple]:
+    """Every (capability, dtype, head size) of the acceptance grid."""
+    return [(cc, dt, h) for cc in GRID_CAPABILITIES for dt in GRID_DTYPES for h in GRID_HEAD_SIZES]
