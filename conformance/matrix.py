@@ -119,6 +119,10 @@ def row_from_report(report: dict, *, env: str | None = None, seconds: float | No
         "error": vt.get("error"),
         "seconds": seconds,
         "stale_expectations": [e for e in report.get("stale_expectations", []) if e.get("target") == target],
+        # divergences of the other targets (the reference, candidates): they fail the run too
+        "other_divergences": [f"{c['target']}.{c['function']}.{c['check']}: {c.get('message')}"
+                              for c in report.get("checks", [])
+                              if c.get("target") != target and c.get("status") in ("diverges", "error")],
         "cells": cells,
     }
     row.update(extra or {})
@@ -161,9 +165,13 @@ def cell_text(cell: dict | None) -> str:
         if cell.get("until"):
             return f"absent until {cell['until']}"
         return "absent"
-    n = len(cell.get("divergences", []))
-    if status in ("diverges", "expected divergence") and n:
-        return f"{status} ({n})"
+    divs = cell.get("divergences", [])
+    n_new = sum(1 for d in divs if d.get("status") in ("diverges", "error"))
+    n_exp = sum(1 for d in divs if d.get("status") == "expected")
+    if status == "diverges" and n_new:
+        return f"diverges ({n_new})" + (f" + {n_exp} expected" if n_exp else "")
+    if status == "expected divergence" and n_exp:
+        return f"expected divergence ({n_exp})"
     return status
 
 
@@ -227,6 +235,9 @@ def render_markdown(matrix: dict) -> str:
         lines.append(head + " | ".join(cell_text(row["cells"].get(f)) for f in functions) + " |")
         for e in row.get("stale_expectations", []):
             notes.append(f"- {_label(row)}: stale expectation {e['function']} {e['check']} ({e['source']})")
+        other = row.get("other_divergences", [])
+        if other:
+            notes.append(f"- {_label(row)}: {len(other)} divergence(s) of another target, e.g. {other[0][:200]}")
     lines.append("")
     lines.append("Cells: conforms; diverges (n) beyond the release's expectations file; expected divergence (n) "
                  "recorded with a reason; absent since X (removed in X) / absent until X (added in X).")
@@ -423,8 +434,19 @@ def cmd_render(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             rows.append(failed_row(os.path.basename(path), f"unreadable report {path}: {exc}"))
             continue
+        if report.get("tool") == "vllm-vision-matrix":  # a matrix.json: take its rows as they are
+            rows.extend(report.get("releases", []))
+            continue
         m = re.search(r"(vllm-[\w.+-]+?)\.json$", os.path.basename(path))
         rows.append(row_from_report(report, env=m.group(1) if m else None))
+    by_env: dict = {}
+    for row in rows:  # a later file wins for the same env
+        by_env[row.get("env") or id(row)] = row
+    rows = list(by_env.values())
+    for row in rows:  # recomputed over the merged rows
+        for cell in row.get("cells", {}).values():
+            cell.pop("since", None)
+            cell.pop("until", None)
     matrix = build(rows, args.strict)
     return _finish(matrix, args.out)
 
@@ -467,8 +489,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--workdir", help="tox work dir holding report-ENV.json (default: .tox beside tox.ini)")
     run.add_argument("--out", default="matrix", help="output folder (default: matrix)")
     run.add_argument("--strict", action="store_true", help="a stale expectations entry fails")
-    render = sub.add_parser("render", help="write the matrix from JSON reports already on disk")
-    render.add_argument("reports", nargs="+")
+    render = sub.add_parser("render", help="write the matrix from JSON reports (or matrix.json files) on disk")
+    render.add_argument("reports", nargs="+", help="suite reports, or matrix.json files of earlier runs (merged)")
     render.add_argument("--out", default="matrix")
     render.add_argument("--strict", action="store_true", help="a stale expectations entry fails")
     gate = sub.add_parser("gate", help="exit 1 on divergences that the base report does not have")

@@ -127,6 +127,8 @@ def test_rows_sorted_by_release_and_absent_since_until():
     assert matrix.cell_text(by["0.28.0"]["pos_ids"]) == "absent since 0.28.0"
     assert matrix.cell_text(by["0.11.2"]["balance"]) == "diverges (1)"
     assert matrix.cell_text(by["0.11.0"]["resolve"]) == "expected divergence (1)"
+    mixed = {"status": "diverges", "divergences": [{"status": "diverges"}, {"status": "expected"}, {"status": "expected"}]}
+    assert matrix.cell_text(mixed) == "diverges (1) + 2 expected"
 
 
 def test_version_key_orders_numerically():
@@ -183,3 +185,26 @@ def test_tox_label_envs(tmp_path):
     assert matrix.tox_envs(str(ini)) == ["vllm-0.10.2", "vllm-0.33.0"]
     with pytest.raises(SystemExit):
         matrix.tox_envs(str(ini), "nope")
+
+
+def test_divergence_of_another_target_is_noted_and_fails():
+    broken = copy.deepcopy(OLD)
+    broken["exit_status"] = 1
+    broken["checks"].append(_check("balance", "case-doc-gloo", "diverges", "rank 0 could not join the group",
+                                   target="reference"))
+    m = _matrix(broken)
+    assert m["exit_status"] == 1
+    assert "1 divergence(s) of another target, e.g. reference.balance.case-doc-gloo" in matrix.render_markdown(m)
+
+
+def test_render_merges_matrix_json_of_earlier_runs(tmp_path):
+    first = _matrix(NEW)  # alone: pos_ids has no "since"
+    first["releases"][0]["seconds"] = 12.0
+    (tmp_path / "m.json").write_text(json.dumps(first))
+    (tmp_path / "report-vllm-0.11.2.json").write_text(json.dumps(MID))
+    rc = matrix.main(["render", str(tmp_path / "m.json"), str(tmp_path / "report-vllm-0.11.2.json"),
+                      "--out", str(tmp_path / "out")])
+    data = json.loads((tmp_path / "out" / "matrix.json").read_text())
+    assert rc == 1 and [r["release"] for r in data["releases"]] == ["0.11.2", "0.28.0"]
+    assert data["releases"][1]["seconds"] == 12.0
+    assert data["releases"][1]["cells"]["pos_ids"]["since"] == "0.28.0"
