@@ -91,9 +91,15 @@ class _EngineConfig:
         self.parallel_config = ParallelConfig()
         self.model_config = None
         self.engram_config = None
+        try:  # 0.10.x reads it while setting up the group
+            from vllm.config import CompilationConfig
+
+            self.compilation_config = CompilationConfig()
+        except Exception:  # noqa: BLE001 - releases that do not have or need it
+            pass
 
     def __getattr__(self, name: str):
-        raise AttributeError(f"the conformance harness' engine config has no {name!r} (a newer vLLM reads it)")
+        raise AttributeError(f"the conformance harness' engine config has no {name!r} (this vLLM release reads it)")
 
 
 def _init_group(rank: int, world: int, port: int, backend: str) -> str:
