@@ -171,3 +171,29 @@ def test_expected_divergence_of_another_kind_is_still_reported(cli, tmp_path):
                                  "--expectations", f"bad={exp}",
                                  "--only", "bad.get_load_balance_assignment.case-docstring-example")
     assert status == 1 and report["table"]["get_load_balance_assignment"]["bad"]["status"] == "diverges"
+
+
+def test_gate_fails_only_on_the_new_divergence_of_a_pr(vision_copies, cli, tmp_path):
+    """The CI gate: a base run of vLLM's vision.py, a "PR" that breaks one
+    function; the gate fails and names only what the PR broke."""
+    import subprocess
+    import sys
+
+    copy, mutants = vision_copies
+    name, (function, path) = next((n, fp) for n, fp in mutants.items() if fp[0] == "get_num_selected_vision_tokens")
+    base_status, base, _ = cli("--impl", f"main={copy}", "--targets", "main", "--dp-group", "sim")
+    pr_status, pr, _ = cli("--impl", f"pr={path}", "--targets", "pr", "--dp-group", "sim")
+    assert base is not None and pr is not None
+    (tmp_path / "base.json").write_text(__import__("json").dumps(base))
+    (tmp_path / "pr.json").write_text(__import__("json").dumps(pr))
+    gate = subprocess.run([sys.executable, "-m", "conformance.matrix", "gate", "--base", str(tmp_path / "base.json"),
+                           "--current", str(tmp_path / "pr.json")], capture_output=True, text=True, timeout=120)
+    out = gate.stdout + gate.stderr
+    assert gate.returncode == 1, out
+    new_section = out.split("NEW divergence(s)")[1].split("already in")[0]
+    named = {line.split(".")[0][2:] for line in new_section.splitlines() if line.startswith("- ")}
+    assert named == {"get_num_selected_vision_tokens"}, out  # only what the PR broke, printed first
+    assert out.index("NEW divergence(s)") < out.index("as in")
+    same = subprocess.run([sys.executable, "-m", "conformance.matrix", "gate", "--base", str(tmp_path / "base.json"),
+                           "--current", str(tmp_path / "base.json")], capture_output=True, text=True, timeout=120)
+    assert same.returncode == 0, same.stdout + same.stderr
