@@ -4,6 +4,7 @@ target x function x check, expectations, the report and the exit status."""
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 import shlex
 import sys
@@ -201,7 +202,7 @@ def run_case(config, case_id: str) -> None:
         result.status, result.message = "not provided", f"{target.name} does not provide {function}"
         pytest.skip(result.message)
     skip = spec.skip_reason() if getattr(spec, "skip_reason", None) else None
-    if check.group == "gloo" and "fork" not in __import__("multiprocessing").get_all_start_methods():
+    if check.group == "gloo" and "fork" not in multiprocessing.get_all_start_methods():
         skip = "real process groups need the fork start method, which this platform lacks"
     if skip:
         result.status, result.message = "skipped", skip

@@ -28,6 +28,21 @@ def cli(tmp_path):
     return _run
 
 
+@pytest.fixture(scope="module")
+def pool_targets():
+    """The reference and (when importable) vLLM, registered for rank pools; pools closed after."""
+    from conformance import rankpool
+    from conformance.targets import load_reference, load_vllm
+
+    found = [load_reference()]
+    vllm = load_vllm()
+    if vllm.usable:
+        found.append(vllm)
+    rankpool.register_targets(found)
+    yield {t.name: t for t in found}
+    rankpool.close_all()
+
+
 def vllm_vision_source() -> str:
     """The text of the installed vLLM's vision.py (skips when vLLM is absent)."""
     try:

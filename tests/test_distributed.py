@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from conformance import rankpool
-from conformance.targets import load_reference, load_vllm
 from strategies.dp import ModelSpec
 
 from .conftest import CANDIDATES, vllm_vision_source
@@ -27,14 +26,8 @@ def _per_image(spec, pixels, grids):
 
 
 @pytest.fixture(scope="module")
-def targets():
-    found = [load_reference()]
-    vllm = load_vllm()
-    if vllm.usable:
-        found.append(vllm)
-    rankpool.register_targets(found)
-    yield {t.name: t for t in found}
-    rankpool.close_all()
+def targets(pool_targets):
+    return pool_targets
 
 
 @pytest.mark.parametrize("world", [2, 4])

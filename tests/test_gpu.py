@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from conformance import rankpool
-from conformance.targets import load_reference, load_vllm
 from strategies.dp import ModelSpec
 
 
@@ -25,14 +24,8 @@ def _cases(world):
 
 
 @pytest.fixture(scope="module")
-def gpu_targets():
-    found = [load_reference()]
-    vllm = load_vllm()
-    if vllm.usable:
-        found.append(vllm)
-    rankpool.register_targets(found)
-    yield [t.name for t in found]
-    rankpool.close_all()
+def gpu_targets(pool_targets):
+    return list(pool_targets)
 
 
 def _run_all(pool, target, world, device):
@@ -55,37 +48,28 @@ def _run_all(pool, target, world, device):
             assert all(m[2] == "cuda:0" or m[2].startswith("cuda") for m in o.gathers), o.gathers
 
 
-@pytest.mark.gpu
-def test_nccl_group_over_every_gpu(gpu_targets):
-    world = torch.cuda.device_count()
-    pool = rankpool.RankPool(world, backend="nccl", start_method="spawn", timeout=120)
+def _check_group(targets, world, backend):
+    pool = rankpool.RankPool(world, backend=backend, start_method="spawn", timeout=120)
     try:
         pool.start()
-        for target in gpu_targets:
+        for target in targets:
             _run_all(pool, target, world, "cuda")
     finally:
         pool.close()
 
 
+@pytest.mark.gpu
+def test_nccl_group_over_every_gpu(gpu_targets):
+    _check_group(gpu_targets, torch.cuda.device_count(), "nccl")
+
+
 @pytest.mark.gpus(2)
 def test_nccl_two_gpus_with_ranks_without_images(gpu_targets):
-    pool = rankpool.RankPool(2, backend="nccl", start_method="spawn", timeout=120)
-    try:
-        pool.start()
-        for target in gpu_targets:
-            _run_all(pool, target, 2, "cuda")
-    finally:
-        pool.close()
+    _check_group(gpu_targets, 2, "nccl")
 
 
 @pytest.mark.gpu
 def test_gloo_group_with_cuda_tensors_where_the_backend_allows(gpu_targets):
     """gloo with CUDA tensors: vLLM's all-gather on a gloo group may refuse CUDA
     tensors; a refusal is reported as such, a wrong result fails."""
-    pool = rankpool.RankPool(1, backend="gloo", start_method="spawn", timeout=120)
-    try:
-        pool.start()
-        for target in gpu_targets:
-            _run_all(pool, target, 1, "cuda")
-    finally:
-        pool.close()
+    _check_group(gpu_targets, 1, "gloo")
