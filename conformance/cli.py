@@ -9,7 +9,9 @@ The default Hypothesis profile here is ``ci``.
 Exit status: 0 everything checked conforms (or diverges only as recorded),
 1 a divergence beyond the recorded expectations, 2 bad input (an unknown
 ``--impl`` spec, a module or file that does not import, an unknown target,
-an unreadable expectations file).
+an unreadable expectations file, an unreadable ``--baseline`` report).
+With ``--baseline BASE.json`` (a report of an earlier run) the gate decides:
+0 no divergence that the base run lacks, 1 a new one (printed first).
 """
 
 from __future__ import annotations

@@ -41,6 +41,15 @@ def pytest_addoption(parser):
     group.addoption("--dp-group", default="both", choices=("sim", "gloo", "both"),
                     help="groups the data-parallel checks run under: the in-process simulation, real gloo "
                          "process groups (forked ranks, vLLM's own group setup), or both (default)")
+    group.addoption("--baseline", default=None, metavar="BASE.json",
+                    help="gate against the JSON report of a base run: exit 1 only on a divergence the base "
+                         "run does not have (printed first), 0 otherwise, whatever the expectations say")
+    group.addoption("--baseline-target", default=None, metavar="NAME",
+                    help="target in the base report (default: vllm, or its one checked candidate)")
+    group.addoption("--gate-target", default=None, metavar="NAME",
+                    help="target of this run that is gated (default: vllm, or the one checked candidate)")
+    group.addoption("--allow-expected", action="store_true",
+                    help="with --baseline: a new divergence recorded in this run's expectations does not fail")
 
 
 @dataclasses.dataclass
@@ -61,6 +70,7 @@ class ConformanceSession:
     def __init__(self, config) -> None:
         self.config = config
         self.bad_input: list[str] = []
+        self.gate_text = ""  # --baseline: the comparison, printed before the report
         self.results: list[Result] = []
         self.expectations: dict[str, Expectations] = {}
         wanted = config.getoption("targets")
@@ -275,6 +285,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     from .report import render_text
 
+    if sess.gate_text:
+        terminalreporter.write_sep("=", f"vllm-vision-conformance gate against {config.getoption('baseline')}")
+        terminalreporter.write(sess.gate_text)
     terminalreporter.write_sep("=", "vllm-vision-conformance report")
     terminalreporter.write(render_text(sess, config))
 
@@ -296,6 +309,8 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     elif exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and sess.checked:
         session.exitstatus = pytest.ExitCode.OK
+    if session.config.getoption("baseline") and not sess.bad_input:
+        _gate(session, sess)
     path = session.config.getoption("report_json")
     if path:
         from .report import to_json
@@ -304,3 +319,34 @@ def pytest_sessionfinish(session, exitstatus):
 
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(to_json(sess, session.config, int(session.exitstatus)), handle, indent=2)
+
+
+def _gate(session, sess) -> None:
+    """--baseline: the exit status is the gate's (see conformance.baseline)."""
+    import json
+
+    from . import baseline
+    from .report import to_json
+
+    config = session.config
+    path = config.getoption("baseline")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            base = json.load(fh)
+    except (OSError, ValueError) as exc:
+        sess.error(f"--baseline {path}: cannot read a JSON report ({exc}); expected the --report-json "
+                   "file of an earlier run")
+        session.exitstatus = BAD_INPUT_EXIT
+        return
+    current = to_json(sess, config, int(session.exitstatus))
+    result = baseline.compare(base, current, base_target=config.getoption("baseline_target"),
+                              current_target=config.getoption("gate_target"),
+                              allow_expected=config.getoption("allow_expected"))
+    sess.gate_text = baseline.render(result, base_name=path, current_name="this run")
+    if result.problems and not result.new:
+        sess.error("--baseline: cannot gate: " + "; ".join(result.problems))
+        session.exitstatus = BAD_INPUT_EXIT
+    elif result.failed:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        session.exitstatus = pytest.ExitCode.OK

@@ -173,27 +173,55 @@ def test_expected_divergence_of_another_kind_is_still_reported(cli, tmp_path):
     assert status == 1 and report["table"]["get_load_balance_assignment"]["bad"]["status"] == "diverges"
 
 
+def _new_section_functions(out: str) -> set[str]:
+    section = out.split("NEW divergence(s)")[1].split("already in")[0].split("as in")[0]
+    return {line.split(".")[0][2:] for line in section.splitlines() if line.startswith("- ")}
+
+
 def test_gate_fails_only_on_the_new_divergence_of_a_pr(vision_copies, cli, tmp_path):
     """The CI gate: a base run of vLLM's vision.py, a "PR" that breaks one
-    function; the gate fails and names only what the PR broke."""
+    function; the gate (the plugin's --baseline, and the separate command on the
+    two reports) fails and names only what the PR broke, first."""
+    import json
     import subprocess
     import sys
 
     copy, mutants = vision_copies
     name, (function, path) = next((n, fp) for n, fp in mutants.items() if fp[0] == "get_num_selected_vision_tokens")
     base_status, base, _ = cli("--impl", f"main={copy}", "--targets", "main", "--dp-group", "sim")
-    pr_status, pr, _ = cli("--impl", f"pr={path}", "--targets", "pr", "--dp-group", "sim")
-    assert base is not None and pr is not None
-    (tmp_path / "base.json").write_text(__import__("json").dumps(base))
-    (tmp_path / "pr.json").write_text(__import__("json").dumps(pr))
-    gate = subprocess.run([sys.executable, "-m", "conformance.matrix", "gate", "--base", str(tmp_path / "base.json"),
+    assert base is not None
+    base_json = tmp_path / "base.json"
+    base_json.write_text(json.dumps(base))
+    pr_status, pr, out = cli("--impl", f"pr={path}", "--targets", "pr", "--dp-group", "sim",
+                             "--baseline", str(base_json))
+    assert pr_status == 1 and pr is not None, out[-3000:]
+    assert _new_section_functions(out) == {"get_num_selected_vision_tokens"}, out[-3000:]
+    assert out.index("NEW divergence(s)") < out.index("vllm-vision-conformance report"), out[-3000:]
+    (tmp_path / "pr.json").write_text(json.dumps(pr))
+    gate = subprocess.run([sys.executable, "-m", "conformance.matrix", "gate", "--base", str(base_json),
                            "--current", str(tmp_path / "pr.json")], capture_output=True, text=True, timeout=120)
     out = gate.stdout + gate.stderr
     assert gate.returncode == 1, out
-    new_section = out.split("NEW divergence(s)")[1].split("already in")[0]
-    named = {line.split(".")[0][2:] for line in new_section.splitlines() if line.startswith("- ")}
-    assert named == {"get_num_selected_vision_tokens"}, out  # only what the PR broke, printed first
+    assert _new_section_functions(out) == {"get_num_selected_vision_tokens"}, out
     assert out.index("NEW divergence(s)") < out.index("as in")
-    same = subprocess.run([sys.executable, "-m", "conformance.matrix", "gate", "--base", str(tmp_path / "base.json"),
-                           "--current", str(tmp_path / "base.json")], capture_output=True, text=True, timeout=120)
+    same = subprocess.run([sys.executable, "-m", "conformance.matrix", "gate", "--base", str(base_json),
+                           "--current", str(base_json)], capture_output=True, text=True, timeout=120)
     assert same.returncode == 0, same.stdout + same.stderr
+    # A divergence the base run already has fails a plain run, not a gated one.
+    known = next(c for c in base["checks"] if c["status"] == "diverges")
+    only = f"main.{known['function']}.{known['check']}"
+    plain, _, out = cli("--impl", f"main={copy}", "--targets", "main", "--only", only)
+    assert plain == 1, out[-3000:]
+    gated, _, out = cli("--impl", f"main={copy}", "--targets", "main", "--only", only, "--baseline", str(base_json))
+    assert gated == 0, out[-3000:]
+    assert "0 new" in out, out[-3000:]
+
+
+def test_gate_with_an_unreadable_base_is_bad_input(cli, tmp_path):
+    bad = tmp_path / "base.json"
+    bad.write_text("not json")
+    status, report, out = cli("--targets", "reference", "--only", "reference.get_num_selected_vision_tokens.case-default-576",
+                              "--baseline", str(bad))
+    assert status == 2, out[-3000:]
+    lines = [line for line in out.splitlines() if "--baseline" in line and "error" in line]
+    assert len(lines) == 1 and "expected the --report-json file" in lines[0], out[-3000:]
