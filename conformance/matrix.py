@@ -112,12 +112,14 @@ def row_from_report(report: dict, *, env: str | None = None, seconds: float | No
         "env": env or (f"vllm-{release}" if release else None),
         "release": release,
         "torch": report.get("torch"),
+        "transformers": report.get("transformers"),
         "python": report.get("python"),
         "hypothesis_profile": report.get("hypothesis_profile"),
         "exit_status": report.get("exit_status"),
         "skipped": vt.get("skipped"),
         "error": vt.get("error"),
         "seconds": seconds,
+        "suite_seconds": report.get("seconds"),
         "stale_expectations": [e for e in report.get("stale_expectations", []) if e.get("target") == target],
         # divergences of the other targets (the reference, candidates): they fail the run too
         "other_divergences": [f"{c['target']}.{c['function']}.{c['check']}: {c.get('message')}"
@@ -245,6 +247,10 @@ def render_markdown(matrix: dict) -> str:
     if timed:
         lines.append("Wall time per release: " + ", ".join(f"{_label(r)} {r['seconds']:.0f} s" for r in timed)
                      + (f"; total {matrix['wall_seconds']:.0f} s" if matrix.get("wall_seconds") else ""))
+    suite_timed = [r for r in matrix["releases"] if r.get("suite_seconds") is not None]
+    if suite_timed:
+        lines.append("Suite time per release (the run itself, without env setup): "
+                     + ", ".join(f"{_label(r)} {r['suite_seconds']:.0f} s" for r in suite_timed))
     if notes:
         lines.append("")
         lines.extend(notes)
@@ -297,7 +303,8 @@ def render_html(matrix: dict) -> str:
            + "".join(f"<th>{e(f)}</th>" for f in functions) + "</tr>"]
     sections = []
     for row in matrix["releases"]:
-        secs = f"{row['seconds']:.0f} s" if row.get("seconds") is not None else ""
+        took = row.get("seconds") if row.get("seconds") is not None else row.get("suite_seconds")
+        secs = f"{took:.0f} s" if took is not None else ""
         out.append(f"<tr><th>{e(_label(row))}</th><td>{e(row.get('torch') or '-')}</td>"
                    f"<td>{e(row.get('transformers') or '-')}</td><td>{secs}</td>")
         if not row.get("cells"):
@@ -358,21 +365,6 @@ def write_outputs(matrix: dict, out: str) -> dict[str, str]:
 
 # ---------------------------------------------------------------- running
 
-def _env_python(workdir: str, env: str) -> str:
-    return os.path.join(workdir, env, "bin", "python")
-
-
-def _dist_version(python: str, dist: str) -> str | None:
-    if not os.path.exists(python):
-        return None
-    try:
-        done = subprocess.run([python, "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
-                              capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
-
-
 def run_env(env: str, *, workdir: str, out: str, suite_args: list[str], tox: list[str]) -> dict:
     report_path = os.path.join(workdir, f"report-{env}.json")
     if os.path.exists(report_path):
@@ -394,7 +386,7 @@ def run_env(env: str, *, workdir: str, out: str, suite_args: list[str], tox: lis
     seconds = time.monotonic() - start
     if os.path.exists(junit_src):
         shutil.copy(junit_src, junit)
-    extra = {"transformers": _dist_version(_env_python(workdir, env), "transformers"), "log": log_path,
+    extra = {"log": log_path,
              "junit": junit if os.path.exists(junit) else None, "tox_exit_status": rc}
     if not os.path.exists(report_path):
         return failed_row(env, f"no report (tox exit status {rc}; log: {log_path})", seconds,

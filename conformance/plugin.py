@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import shlex
 import sys
+import time
 
 import pytest
 
@@ -277,6 +278,10 @@ def pytest_runtest_makereport(item, call):
             if not call.excinfo.errisinstance((pytest.skip.Exception, pytest.xfail.Exception)):
                 last.status = "error"
                 last.message = f"{call.excinfo.typename}: {str(call.excinfo.value).splitlines()[0] if str(call.excinfo.value) else ''}"
+
+
+def pytest_sessionstart(session):
+    session.config._vvc_started = time.monotonic()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

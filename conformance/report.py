@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+import time
 
 from .registry import REGISTRY
 
@@ -106,6 +107,9 @@ def to_json(sess, config, exit_status: int) -> dict:
         "version": _version("vllm-vision-conformance"),
         "python": platform.python_version(),
         "torch": _version("torch"),
+        "transformers": _version("transformers"),
+        # wall time of the suite run (collection to the end), without env setup
+        "seconds": round(time.monotonic() - getattr(config, "_vvc_started", time.monotonic()), 1),
         "hypothesis_profile": getattr(config.option, "hypothesis_profile", None),
         "exit_status": exit_status,
         "targets": [

@@ -225,3 +225,13 @@ def test_gate_with_an_unreadable_base_is_bad_input(cli, tmp_path):
     assert status == 2, out[-3000:]
     lines = [line for line in out.splitlines() if "--baseline" in line and "error" in line]
     assert len(lines) == 1 and "expected the --report-json file" in lines[0], out[-3000:]
+
+
+def test_report_states_torch_transformers_and_its_time(cli):
+    import importlib.metadata as md
+
+    status, report, out = cli("--targets", "reference", "--only", "reference.get_num_selected_vision_tokens.case-default-576")
+    assert status == 0, out[-2000:]
+    assert report["torch"] == md.version("torch")
+    assert report["transformers"] == md.version("transformers")
+    assert isinstance(report["seconds"], float) and 0 <= report["seconds"] < 600
