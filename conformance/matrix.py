@@ -6,7 +6,7 @@ Subcommands::
     vllm-vision-matrix render REPORT.json ... [--out matrix] [--strict]
     vllm-vision-matrix gate --base BASE.json --current CURRENT.json [--allow-expected]
 
-``run`` runs ``tox -e ENV`` for every env of the ``matrix`` label in tox.ini
+``run`` runs ``tox -e ENV`` for every env of the ``conformance`` label in tox.ini
 (or ``--envs``), ``--jobs`` at a time, prints the wall time per release, and
 writes the matrix release x function from the JSON reports the envs leave in
 ``.tox/report-ENV.json``: ``matrix.md`` (also printed), ``matrix.json`` and a
@@ -69,7 +69,7 @@ def version_key(release: str | None) -> tuple:
     return (0, *nums, 0 if dev else 1, release)
 
 
-def tox_envs(tox_ini: str = "tox.ini", label: str = "matrix") -> list[str]:
+def tox_envs(tox_ini: str = "tox.ini", label: str = "conformance") -> list[str]:
     """The envs of a tox label (``[tox] labels``)."""
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(tox_ini)
@@ -473,7 +473,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the tox envs and write the matrix (suite options after --)")
     run.add_argument("--envs", help="comma-separated tox envs (default: the tox label)")
-    run.add_argument("--label", default="matrix", help="tox label whose envs run (default: matrix)")
+    run.add_argument("--label", default="conformance", help="tox label whose release envs run (default: conformance)")
     run.add_argument("--jobs", "-j", type=int, default=max(1, min(4, (os.cpu_count() or 2))),
                      help="envs run at once (default: CPUs, at most 4)")
     run.add_argument("--tox-ini", default="tox.ini")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 
@@ -182,9 +183,19 @@ def test_render_command_writes_three_files(tmp_path, capsys):
 def test_tox_label_envs(tmp_path):
     ini = tmp_path / "tox.ini"
     ini.write_text("[tox]\nlabels =\n    conformance = vllm-0.11.2\n    matrix = vllm-0.10.2, vllm-0.33.0\n")
-    assert matrix.tox_envs(str(ini)) == ["vllm-0.10.2", "vllm-0.33.0"]
+    assert matrix.tox_envs(str(ini)) == ["vllm-0.11.2"]
+    assert matrix.tox_envs(str(ini), "matrix") == ["vllm-0.10.2", "vllm-0.33.0"]
     with pytest.raises(SystemExit):
         matrix.tox_envs(str(ini), "nope")
+
+
+def test_run_runs_the_release_envs_of_this_tox_ini_only():
+    """The default envs of `vllm-vision-matrix run`: every release env, and not
+    matrix-report (the last env of `tox -m matrix`, which writes no suite report)."""
+    import pathlib
+
+    envs = matrix.tox_envs(str(pathlib.Path(__file__).resolve().parents[1] / "tox.ini"))
+    assert len(envs) >= 14 and all(re.fullmatch(r"vllm-\d+\.\d+\.\d+", e) for e in envs), envs
 
 
 def test_divergence_of_another_target_is_noted_and_fails():
