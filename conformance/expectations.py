@@ -83,6 +83,13 @@ def builtin_path(name: str) -> str | None:
     return str(candidate) if candidate.is_file() else None
 
 
+def default_for_release(release: str) -> str | None:
+    """The shipped file a vLLM release gets without ``--expectations``: its own
+    (``vllm-0.33.0``), or for a local build of it (``0.33.0+empty``, a source tree
+    built without kernels) the release's; None for a release without a file."""
+    return next((f"vllm-{r}" for r in (release, release.split("+")[0]) if builtin_path(f"vllm-{r}")), None)
+
+
 def load(spec: str) -> Expectations:
     """``spec`` is a path or the name of a shipped file (``vllm-0.33.0``)."""
     path = spec if os.path.isfile(spec) else builtin_path(spec)

@@ -14,7 +14,7 @@ import pytest
 
 from . import profiles  # noqa: F401 - registers the Hypothesis profiles
 from .checks import Ctx, Divergence, NotApplicable, format_call
-from .expectations import BadExpectations, Expectations, builtin_path, load as load_expectations
+from .expectations import BadExpectations, Expectations, default_for_release, load as load_expectations
 from .simgroup import SimulationUnsupported
 from .targets import BadSpec, Target, load_targets
 
@@ -112,7 +112,7 @@ class ConformanceSession:
         for target in self.targets:
             spec = given.pop(target.name, None)
             if spec is None and target.kind == "vllm" and target.release:
-                spec = f"vllm-{target.release}" if builtin_path(f"vllm-{target.release}") else None
+                spec = default_for_release(target.release)
             if spec is None:
                 self.expectations[target.name] = Expectations()
                 continue

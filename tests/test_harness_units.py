@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conformance.compare import Tolerance, diff
-from conformance.expectations import BadExpectations, parse
+from conformance.expectations import BadExpectations, default_for_release, parse
 from conformance.simgroup import CollectiveMismatch, SimulationUnsupported, run_simulated
 
 
@@ -71,3 +71,11 @@ def test_simulation_catches_mismatched_gather_and_skipped_collective():
 def test_simulation_refuses_functions_without_the_group_names():
     with pytest.raises(SimulationUnsupported):
         run_simulated(lambda: 1, lambda fn: fn(), 2)
+
+
+def test_default_expectations_of_a_release_and_of_a_local_build_of_it():
+    assert default_for_release("0.33.0") == "vllm-0.33.0"
+    assert default_for_release("0.33.0+empty") == "vllm-0.33.0"  # a source tree built without kernels
+    assert default_for_release("0.11.2+cpu") == "vllm-0.11.2"
+    assert default_for_release("0.19.0") is None  # no file of its own: none, not a neighbour's
+    assert default_for_release("0.34.0.dev3+gabc") is None
