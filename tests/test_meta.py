@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from .conftest import CANDIDATES, vllm_vision_source
+from .conftest import CANDIDATES, run_cli, vllm_vision_source
 
 # One deliberate bug per documented function, applied to a copy of the
 # installed vLLM's vision.py: (function the report must name, old, new).
@@ -73,13 +73,27 @@ def test_copy_of_vllm_conforms_and_each_mutant_is_named(vision_copies, cli):
         assert f"- {name}.{function}." in output, f"the report does not name {function} for {name}"
 
 
-def test_copy_alone_exits_zero_and_one_mutant_alone_exits_one(vision_copies, cli):
-    copy, mutants = vision_copies
-    status, report, output = cli("--impl", f"copy={copy}", "--targets", "copy", "--expectations", "copy=vllm-0.33.0")
+@pytest.fixture(scope="module")
+def copy_alone(vision_copies, tmp_path_factory):
+    """One full run of the faithful copy alone (both group kinds), as a user runs
+    it: (exit status, report, output). Also the base run of the gate test."""
+    copy, _ = vision_copies
+    return run_cli("--impl", f"copy={copy}", "--targets", "copy", "--expectations", "copy=vllm-0.33.0",
+                   tmp_path=tmp_path_factory.mktemp("copy-alone"))
+
+
+def test_copy_alone_exits_zero_and_one_mutant_alone_exits_one(vision_copies, copy_alone, cli):
+    from conformance.registry import REGISTRY
+
+    status, report, output = copy_alone
     assert status == 0, output[-3000:]
-    name, (function, path) = next(iter(sorted(mutants.items(), key=lambda kv: kv[1][0] != "get_load_balance_assignment")))
-    status, report, output = cli("--impl", f"{name}={path}", "--targets", name, "--expectations", f"{name}=vllm-0.33.0")
-    assert status == 1 and function in output
+    assert {c["status"] for c in report["checks"]} >= {"conforms", "expected"}
+    _, mutants = vision_copies
+    name, (function, path) = next((n, fp) for n, fp in mutants.items() if fp[0] == "get_load_balance_assignment")
+    only = ",".join(f"{name}.{function}.{c.id}" for spec in REGISTRY if spec.name == function for c in spec.checks)
+    status, report, output = cli("--impl", f"{name}={path}", "--targets", name, "--expectations", f"{name}=vllm-0.33.0",
+                                 "--only", only)
+    assert status == 1 and function in output, output[-3000:]
     replay = re.search(r"replay: (vllm-vision-conformance .*)", output).group(1)
     assert f"--only {name}.{function}." in replay
 
@@ -178,7 +192,7 @@ def _new_section_functions(out: str) -> set[str]:
     return {line.split(".")[0][2:] for line in section.splitlines() if line.startswith("- ")}
 
 
-def test_gate_fails_only_on_the_new_divergence_of_a_pr(vision_copies, cli, tmp_path):
+def test_gate_fails_only_on_the_new_divergence_of_a_pr(vision_copies, copy_alone, cli, tmp_path):
     """The CI gate: a base run of vLLM's vision.py, a "PR" that breaks one
     function; the gate (the plugin's --baseline, and the separate command on the
     two reports) fails and names only what the PR broke, first."""
@@ -188,12 +202,13 @@ def test_gate_fails_only_on_the_new_divergence_of_a_pr(vision_copies, cli, tmp_p
 
     copy, mutants = vision_copies
     name, (function, path) = next((n, fp) for n, fp in mutants.items() if fp[0] == "get_num_selected_vision_tokens")
-    base_status, base, _ = cli("--impl", f"main={copy}", "--targets", "main", "--dp-group", "sim")
+    _, base, _ = copy_alone  # its recorded divergences ("expected") are divergences of the base
     assert base is not None
     base_json = tmp_path / "base.json"
     base_json.write_text(json.dumps(base))
-    pr_status, pr, out = cli("--impl", f"pr={path}", "--targets", "pr", "--dp-group", "sim",
-                             "--baseline", str(base_json))
+    # The PR's run lists every divergence (--ignore-expectations): the base decides what is new.
+    pr_status, pr, out = cli("--impl", f"main={path}", "--targets", "main", "--dp-group", "sim",
+                             "--ignore-expectations", "--baseline", str(base_json), "--baseline-target", "copy")
     assert pr_status == 1 and pr is not None, out[-3000:]
     assert _new_section_functions(out) == {"get_num_selected_vision_tokens"}, out[-3000:]
     assert out.index("NEW divergence(s)") < out.index("vllm-vision-conformance report"), out[-3000:]
@@ -208,11 +223,12 @@ def test_gate_fails_only_on_the_new_divergence_of_a_pr(vision_copies, cli, tmp_p
                            "--current", str(base_json)], capture_output=True, text=True, timeout=120)
     assert same.returncode == 0, same.stdout + same.stderr
     # A divergence the base run already has fails a plain run, not a gated one.
-    known = next(c for c in base["checks"] if c["status"] == "diverges")
+    known = next(c for c in base["checks"] if c["status"] == "expected" and c["kind"] != "property")
     only = f"main.{known['function']}.{known['check']}"
-    plain, _, out = cli("--impl", f"main={copy}", "--targets", "main", "--only", only)
+    plain, _, out = cli("--impl", f"main={copy}", "--targets", "main", "--ignore-expectations", "--only", only)
     assert plain == 1, out[-3000:]
-    gated, _, out = cli("--impl", f"main={copy}", "--targets", "main", "--only", only, "--baseline", str(base_json))
+    gated, _, out = cli("--impl", f"main={copy}", "--targets", "main", "--ignore-expectations", "--only", only,
+                        "--baseline", str(base_json))
     assert gated == 0, out[-3000:]
     assert "0 new" in out, out[-3000:]
 
