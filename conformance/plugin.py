@@ -168,6 +168,9 @@ class ConformanceSession:
         profile = getattr(self.config.option, "hypothesis_profile", None)
         if profile:
             parts += ["--hypothesis-profile", profile]
+        seed = getattr(self.config.option, "hypothesis_seed", None)
+        if seed is not None:  # a profile that is not derandomized replays only with its seed
+            parts += ["--hypothesis-seed", str(seed)]
         return " ".join(shlex.quote(p) for p in parts)
 
 

@@ -562,15 +562,25 @@ def _sim_call(ctx: Ctx, module, facts, head_size, dtype, override):
 
     kwargs = {"head_size": head_size, "dtype": dtype, "attn_backend_override": override}
     private = getattr(module, "_get_vit_attn_backend", None)
+    enum_cls = _backend_enum(module)
+    # The name becomes the release's enum member inside the call, as a user's code
+    # would convert it: a name the release does not know (XFORMERS in 0.33.0, whose
+    # enum raises ValueError for it) is then that call's outcome, not a harness error.
+
+    def _private():
+        return private(head_size, dtype, attn_backend_override=_to_enum(enum_cls, override))
+
+    def _platform_method():
+        return platforms.call_platform(platform, head_size, dtype, _to_enum(enum_cls, override))
+
     with platforms.simulate(facts, module) as platform:
         if override is not None and facts.override_source == "argument" and private is not None:
-            got = ctx.invoke(private, head_size, dtype, attn_backend_override=_to_enum(_backend_enum(module), override))
+            got = ctx.invoke(_private)
         else:
             got = ctx.call(kwargs)
         direct = None
         if ctx.target.kind == "vllm" and (override is None or private is not None):
-            direct = ctx.invoke(platforms.call_platform, platform, head_size, dtype,
-                                _to_enum(_backend_enum(module), override))
+            direct = ctx.invoke(_platform_method)
     return got, direct
 
 
@@ -655,6 +665,8 @@ def _edges():
         "cuda-override": [_edge(F("cuda", capability=(9, 0)), 64, torch.float16, "TORCH_SDPA"),
                           _edge(F("cuda", capability=(9, 0), override_source="multimodal_config"), 64,
                                 torch.float16, s_backend.OverridePick("listed", 0))],
+        # a name the release's enum may not have at all (0.33.0 dropped XFORMERS): refused, not a harness error
+        "cuda-override-unlisted": [_edge(F("cuda", capability=(9, 0)), 64, torch.float16, "XFORMERS")],
         "rocm": [_edge(F("rocm", arch="gfx942", flash_attn_pkg=True), 80, torch.bfloat16),
                  _edge(F("rocm", arch="gfx1100", triton_amd=True), 80, torch.float16)],
         "xpu": [_edge(F("xpu"), 64, torch.float16)],
@@ -683,7 +695,8 @@ BACKEND = FunctionSpec("get_vit_attn_backend", "the ViT attention backend: this 
                "the argument or the multimodal config): honoured", s_backend.cuda_facts(all_kernels=True),
                "listed", _EDGES["cuda-override"]),
     _sim_check("property-cuda-override-unlisted-simulated", "simulated CUDA, an override the platform does not "
-               "list: ValueError", s_backend.cuda_facts(all_kernels=True), "unlisted"),
+               "list: ValueError", s_backend.cuda_facts(all_kernels=True), "unlisted",
+               _EDGES["cuda-override-unlisted"]),
     _sim_check("property-rocm-simulated", "simulated ROCm (arch, flash_attn, Triton-AMD, AITER), no override",
                s_backend.rocm_facts(), False, _EDGES["rocm"]),
     _sim_check("property-rocm-override-listed-simulated", "simulated ROCm, a listed override: honoured",

@@ -251,3 +251,14 @@ def test_report_states_torch_transformers_and_its_time(cli):
     assert report["torch"] == md.version("torch")
     assert report["transformers"] == md.version("transformers")
     assert isinstance(report["seconds"], float) and 0 <= report["seconds"] < 600
+
+
+def test_replay_of_a_random_profile_carries_its_seed(vision_copies, cli):
+    """dev and thorough are not derandomized: the printed command must name the seed to replay."""
+    copy, _ = vision_copies
+    status, _, output = cli("--impl", f"copy={copy}", "--targets", "copy", "--ignore-expectations",
+                            "--only", "copy.get_load_balance_assignment.error-zero-gpus",
+                            "--hypothesis-seed", "3", profile="dev")
+    assert status == 1, output[-2000:]
+    replay = re.search(r"replay: (vllm-vision-conformance .*)", output).group(1)
+    assert "--hypothesis-profile dev --hypothesis-seed 3" in replay, replay
