@@ -54,11 +54,17 @@ def vision_copies(tmp_path_factory):
 def test_copy_of_vllm_conforms_and_each_mutant_is_named(vision_copies, cli):
     """One run: the faithful copy passes (only 0.33.0's recorded divergences);
     each mutant diverges, and its cell is the mutated function."""
+    from conformance.registry import REGISTRY
+
     copy, mutants = vision_copies
     args = ["--impl", f"copy={copy}", "--expectations", "copy=vllm-0.33.0"]
-    for name, (_, path) in mutants.items():
+    # the copy: every check; a mutant: the checks of the function it breaks (what is asserted)
+    only = [f"copy.{spec.name}.{c.id}" for spec in REGISTRY for c in spec.checks]
+    for name, (function, path) in mutants.items():
         args += ["--impl", f"{name}={path}", "--expectations", f"{name}=vllm-0.33.0"]
-    args += ["--targets", ",".join(["copy", *mutants]), "--dp-group", "sim"]  # real groups: test_distributed.py
+        only += [f"{name}.{function}.{c.id}" for spec in REGISTRY if spec.name == function for c in spec.checks]
+    args += ["--targets", ",".join(["copy", *mutants]), "--dp-group", "sim",  # real groups: test_distributed.py
+             "--only", ",".join(only)]
     status, report, output = cli(*args)
     assert report is not None, output[-3000:]
     assert status == 1, output[-3000:]
