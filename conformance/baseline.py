@@ -95,6 +95,13 @@ class Comparison:
     def failed(self) -> bool:
         return bool(self.new or self.problems)
 
+    @property
+    def exit_status(self) -> int:
+        """1 a new divergence, 2 no new one but the comparison is meaningless, 0 otherwise."""
+        if self.new:
+            return 1
+        return 2 if self.problems else 0
+
 
 def compare(base: dict, current: dict, *, base_target: str | None = None,
             current_target: str | None = None, allow_expected: bool = False) -> Comparison:

@@ -463,9 +463,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     result = baseline.compare(base, current, base_target=args.base_target, current_target=args.current_target,
                               allow_expected=args.allow_expected)
     sys.stdout.write(baseline.render(result, base_name=args.base, current_name=args.current))
-    if result.problems and not result.new:
-        return 2
-    return 1 if result.failed else 0
+    return result.exit_status
 
 
 def parser() -> argparse.ArgumentParser:

@@ -351,10 +351,6 @@ def _gate(session, sess) -> None:
                               current_target=config.getoption("gate_target"),
                               allow_expected=config.getoption("allow_expected"))
     sess.gate_text = baseline.render(result, base_name=path, current_name="this run")
-    if result.problems and not result.new:
+    if result.exit_status == BAD_INPUT_EXIT:
         sess.error("--baseline: cannot gate: " + "; ".join(result.problems))
-        session.exitstatus = BAD_INPUT_EXIT
-    elif result.failed:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    else:
-        session.exitstatus = pytest.ExitCode.OK
+    session.exitstatus = result.exit_status
