@@ -22,7 +22,9 @@ DOCUMENTED = tuple(_DOCUMENTED)
 
 
 class NotInThisForm(Exception):
-    """The release's form of the function cannot express this input."""
+    """The release's form of the function cannot express this input. The
+    controller refuses such inputs before they are sent (:func:`refusal`);
+    raised here only as a safeguard."""
 
 
 def _params(fn: Callable) -> dict[str, inspect.Parameter]:
@@ -32,11 +34,57 @@ def _params(fn: Callable) -> dict[str, inspect.Parameter]:
         return {}
 
 
-def _adapt_resolve(fn: Callable) -> Callable:
+def resolve_form(fn: Callable) -> str:
+    """``documented``, or ``feature_sample_layers`` (<= 0.11.0: no feature_select_strategy)."""
     params = _params(fn)
-    if "select_layers" in params or not params:
-        return fn
-    if "feature_sample_layers" not in params:
+    if "select_layers" in params or not params or "feature_sample_layers" not in params:
+        return "documented"
+    return "feature_sample_layers"
+
+
+def backend_form(fn: Callable, module: types.ModuleType) -> str:
+    """How a release's ``get_vit_attn_backend`` takes an override: ``argument``
+    (0.11.1 - 0.14.x, the documented form), ``none`` (<= 0.10.2: no head size,
+    dtype or override), ``multimodal_config`` (0.21+), ``private`` (0.15 - 0.20:
+    the private function's argument), ``no-override`` (0.11.0)."""
+    params = _params(fn)
+    if "attn_backend_override" in params:
+        return "argument"
+    if "support_fa" in params or (params and "head_size" not in params and "dtype" not in params):
+        return "none"
+    if getattr(module, "get_multimodal_config", None) is not None:
+        return "multimodal_config"
+    if getattr(module, "_get_vit_attn_backend", None) is not None:
+        return "private"
+    return "no-override"
+
+
+def forms(module: Any, names: dict[str, Any]) -> dict[str, str]:
+    """The form of each adapted name (the controller decides from these which inputs a target can take)."""
+    out = {}
+    if not (isinstance(module, types.ModuleType) and looks_like_vllm(module)):
+        return out
+    if "resolve_visual_encoder_outputs" in names:
+        out["resolve_visual_encoder_outputs"] = resolve_form(getattr(module, "resolve_visual_encoder_outputs"))
+    if "get_vit_attn_backend" in names:
+        out["get_vit_attn_backend"] = backend_form(getattr(module, "get_vit_attn_backend"), module)
+    return out
+
+
+def refusal(function: str, target_forms: dict[str, str], example: dict) -> str | None:
+    """Why the target's form of ``function`` cannot take ``example`` (None: it can)."""
+    form = target_forms.get(function)
+    if function == "resolve_visual_encoder_outputs" and form == "feature_sample_layers" \
+            and example.get("feature_select_strategy") is not None:
+        return "this release has no feature_select_strategy argument"
+    if function == "get_vit_attn_backend" and form in ("none", "no-override") \
+            and example.get("attn_backend_override") is not None:
+        return "this release's get_vit_attn_backend takes no override"
+    return None
+
+
+def _adapt_resolve(fn: Callable) -> Callable:
+    if resolve_form(fn) == "documented":
         return fn
 
     # <= 0.11.0: (encoder_outputs, feature_sample_layers, post_layer_norm, max_possible_layers)
@@ -50,7 +98,7 @@ def _adapt_resolve(fn: Callable) -> Callable:
     return documented
 
 
-def _backend_enum(module: types.ModuleType):
+def backend_enum(module: types.ModuleType):
     for name in ("AttentionBackendEnum", "_Backend"):
         enum_cls = getattr(module, name, None)
         if enum_cls is not None:
@@ -58,7 +106,7 @@ def _backend_enum(module: types.ModuleType):
     return None
 
 
-def _to_enum(enum_cls, override: Any) -> Any:
+def to_enum(enum_cls, override: Any) -> Any:
     """A backend name becomes the release's enum member; an unknown name is
     passed on as the string, as a user of that release would."""
     if isinstance(override, str) and enum_cls is not None:
@@ -70,19 +118,17 @@ def _to_enum(enum_cls, override: Any) -> Any:
 
 
 def _adapt_backend(fn: Callable, module: types.ModuleType) -> Callable:
-    params = _params(fn)
-    enum_cls = _backend_enum(module)
-    if "attn_backend_override" in params:
-        # 0.11.1 - 0.14.x: the documented form.
+    form = backend_form(fn, module)
+    enum_cls = backend_enum(module)
+    if form == "argument":
         @functools.wraps(fn)
         def documented(head_size, dtype, *, attn_backend_override=None):
-            return fn(head_size, dtype, attn_backend_override=_to_enum(enum_cls, attn_backend_override))
+            return fn(head_size, dtype, attn_backend_override=to_enum(enum_cls, attn_backend_override))
 
         return documented
 
-    if "support_fa" in params or (params and "head_size" not in params and "dtype" not in params):
-        # <= 0.10.2: (support_fa=False), no head size or dtype; the default is
-        # the one the ViTs without FlashAttention support ask for.
+    if form == "none":
+        # the default is the one the ViTs without FlashAttention support ask for
         @functools.wraps(fn)
         def documented(head_size, dtype, *, attn_backend_override=None):
             if attn_backend_override is not None:
@@ -91,27 +137,25 @@ def _adapt_backend(fn: Callable, module: types.ModuleType) -> Callable:
 
         return documented
 
-    mm_getter = getattr(module, "get_multimodal_config", None)
     private = getattr(module, "_get_vit_attn_backend", None)
 
     @functools.wraps(fn)
     def documented(head_size, dtype, *, attn_backend_override=None):
         if attn_backend_override is None:
             return fn(head_size, dtype)
-        if mm_getter is not None:
-            # 0.21+: the override comes from the multimodal config, validated
-            # by vLLM's own MultiModalConfig field validator.
+        if form == "multimodal_config":
+            # the override comes from the multimodal config, validated by
+            # vLLM's own MultiModalConfig field validator.
             from vllm.config import MultiModalConfig
 
             name = getattr(attn_backend_override, "name", attn_backend_override)
             config = MultiModalConfig(mm_encoder_attn_backend=name)
             with _patch_attr(module, "get_multimodal_config", lambda: config):
                 return fn(head_size, dtype)
-        if private is not None:
-            # 0.15 - 0.20: the public function reads the engine config; the
-            # override argument lives on the private function.
-            return private(head_size, dtype, attn_backend_override=_to_enum(enum_cls, attn_backend_override))
-        # 0.11.0: no override at all.
+        if form == "private":
+            # the public function reads the engine config; the override
+            # argument lives on the private function.
+            return private(head_size, dtype, attn_backend_override=to_enum(enum_cls, attn_backend_override))
         raise NotInThisForm("this release's get_vit_attn_backend takes no override")
 
     return documented

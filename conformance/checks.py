@@ -1,9 +1,24 @@
-"""The vocabulary of checks: calling a target with a time bound, comparing
-its outcome with the reference's or with a value written from the docs, and
-turning any disagreement into a one-sentence :class:`Divergence`."""
+"""The vocabulary of checks.
+
+A check has two halves:
+
+* the **probe** runs where the target lives (its worker process; the
+  reference's in the controller). It calls the target through a
+  :class:`~conformance.worker.TargetView` and returns what it observed:
+  :class:`Outcome` objects inside plain containers, converted to plain data
+  before they leave the worker;
+* the **judge** runs in the controller, on plain data only. It compares what
+  the target did with the reference's observation (the same probe, or
+  ``ref_probe``, run on the reference) or with a value written from the docs,
+  and raises a one-sentence :class:`Divergence`.
+
+``prepare`` (controller side) turns a drawn example into the one sent to the
+probe, and decides whether the target's form can take it at all.
+"""
 
 from __future__ import annotations
 
+import builtins
 import copy
 import dataclasses
 from collections.abc import Callable
@@ -11,10 +26,8 @@ from typing import Any
 
 import torch
 
-from .adapter import NotInThisForm
 from .compare import EXACT, Tolerance, diff
-from .targets import Target
-from .timebound import ExampleTimeout, time_bound
+from .plain import Outcome, Raised, qualified_name, short
 
 
 class Divergence(AssertionError):
@@ -32,6 +45,14 @@ class NotApplicable(Exception):
     """The target's form of the function cannot express this input."""
 
 
+class Unsupported(Exception):
+    """The check cannot run on this target at all (the reason says why): skipped."""
+
+
+class HarnessError(Exception):
+    """The harness itself failed on this input: the check is an error, not a verdict."""
+
+
 @dataclasses.dataclass
 class Check:
     """One check of one documented function.
@@ -42,16 +63,21 @@ class Check:
     the reference target itself. ``examples``: explicit edge inputs a property
     always tries first. ``group``: for data-parallel checks, the group they
     run under ("sim" in-process, "gloo" real processes; see ``--dp-group``).
+    ``ref_probe``: the probe whose result on the reference the judge needs
+    (``None``: the judge needs none).
     """
 
     id: str
     doc: str
-    run: Callable[["Ctx", dict], None]
+    probe: Callable[[Any, dict], Any]
+    judge: Callable[["Ctx", dict, Any, Any], None]
     strategy: Any = None
     example: Any = None
     needs_reference: bool = False
     examples: tuple = ()
     group: str | None = None  # data-parallel checks: "sim" or "gloo"
+    ref_probe: Callable[[Any, dict], Any] | None = None
+    prepare: Callable[["Ctx", dict], dict] | None = None
 
     @property
     def kind(self) -> str:
@@ -61,26 +87,14 @@ class Check:
         return self.example() if callable(self.example) else dict(self.example or {})
 
 
-@dataclasses.dataclass
-class Outcome:
-    value: Any = None
-    exc: BaseException | None = None
-
-    def describe(self) -> str:
-        if self.exc is not None:
-            return f"raised {type(self.exc).__name__}: {str(self.exc).splitlines()[0] if str(self.exc) else ''}"
-        return f"returned {_fmt(self.value)}"
-
+# ---- formatting (our own values only) -------------------------------------------
 
 def _fmt(value: Any, limit: int = 120) -> str:
-    if isinstance(value, torch.Tensor):
-        body = ""
-        if value.numel() <= 12:
-            body = f", values={value.tolist()}"
-        return f"tensor(shape={tuple(value.shape)}, dtype={str(value.dtype).replace('torch.', '')}{body})"
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
         inner = ", ".join(_fmt(v, 40) for v in value[:8]) + (", ..." if len(value) > 8 else "")
         text = f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
+    elif isinstance(value, torch.Tensor) or type(value) in (int, float, bool, str, type(None)):
+        return short(value, limit)
     elif isinstance(value, torch.nn.Module) and not hasattr(value, "spec"):
         text = type(value).__name__ + "(...)"
     else:
@@ -103,55 +117,56 @@ def fresh(value: Any) -> Any:
         return tuple(fresh(v) for v in value)
     if isinstance(value, dict):
         return {k: fresh(v) for k, v in value.items()}
-    if isinstance(value, (int, float, str, bool, type(None))):
-        return copy.copy(value)
     return value
+
+
+def own_copy(example: dict) -> dict:
+    """The controller's own copy of an example (what a call on it may change stays there)."""
+    return copy.deepcopy(example)
+
+
+# ---- exceptions by name -------------------------------------------------------------
+
+def exc_name(exc: Any) -> str:
+    """How an exception's class is shown: its name, qualified where a builtin's name is borrowed."""
+    if isinstance(exc, Raised):
+        name = exc.short_name
+        plain_name = name.rpartition(".")[2]
+        return plain_name if "." in name and not hasattr(builtins, plain_name) else name
+    return type(exc).__name__
+
+
+def _type_of(exc: Any) -> str:
+    return exc.type_name if isinstance(exc, Raised) else qualified_name(type(exc))
+
+
+def is_a(exc: Any, wanted: Any) -> bool:
+    """``exc`` (a Raised record) is an instance of the class of ``wanted`` (an exception or a record)."""
+    name = _type_of(wanted)
+    if isinstance(exc, Raised):
+        return name in exc.mro
+    return name in {qualified_name(c) for c in type(exc).__mro__}
+
+
+def describe(outcome: Outcome) -> str:
+    if outcome.exc is not None:
+        message = outcome.exc.message if isinstance(outcome.exc, Raised) else str(outcome.exc)
+        first = message.splitlines()[0] if message else ""
+        return f"raised {exc_name(outcome.exc)}: {first}"
+    return f"returned {_fmt(outcome.value)}"
 
 
 @dataclasses.dataclass
 class Ctx:
-    """What a check sees: the target under test, the reference, the time bound."""
+    """What a judge sees: the target (by name and facts), the function, the example."""
 
-    target: Target
-    reference: Target
+    target: Any
     function: str
     timeout: float = 30.0
     examples: int = 0
     not_applicable: int = 0
     current: str | None = None  # the example being run, formatted
-    hung: str | None = None
-
-    def impl(self, name: str | None = None, target: Target | None = None):
-        return (target or self.target).get(name or self.function)
-
-    def invoke(self, fn: Callable, *args, **kwargs) -> Outcome:
-        """Call a target's function under the time bound, catching what it raises."""
-        if self.hung:
-            return Outcome(exc=ExampleTimeout(f"not run: the target hung earlier in this check ({self.hung})"))
-        try:
-            with time_bound(self.timeout, f"{self.target.name}.{getattr(fn, '__name__', 'call')}"):
-                return Outcome(value=fn(*args, **kwargs))
-        except NotInThisForm as exc:
-            raise NotApplicable(str(exc)) from None
-        except ExampleTimeout as exc:
-            self.hung = f"{exc} on {self.current}"
-            return Outcome(exc=exc)
-        except Exception as exc:  # noqa: BLE001 - a raising candidate is a divergence, not a crash
-            return Outcome(exc=exc)
-
-    def call(self, kwargs: dict, name: str | None = None) -> Outcome:
-        fn = self.impl(name)
-        if fn is None:
-            raise Divergence(f"{name or self.function} is not provided by {self.target.name}")
-        args = fresh(kwargs)
-        return self.invoke(fn, **args)
-
-    def ref(self, kwargs: dict, name: str | None = None) -> Outcome:
-        fn = self.reference.get(name or self.function)
-        try:
-            return Outcome(value=fn(**fresh(kwargs)))
-        except Exception as exc:  # noqa: BLE001
-            return Outcome(exc=exc)
+    stop: bool = False  # set by a judge whose divergence ends the check at once (a group that hung)
 
     def diverge(self, what: str, kwargs: dict | None = None) -> Divergence:
         call = format_call(self.function, kwargs) if kwargs is not None else self.current
@@ -160,48 +175,53 @@ class Ctx:
 
 def compare_outcomes(ctx: Ctx, expected: Outcome, actual: Outcome, kwargs: dict, tol: Tolerance = EXACT,
                      path: str = "result") -> None:
-    if isinstance(actual.exc, ExampleTimeout):
-        raise ctx.diverge(str(actual.exc), kwargs)
+    if not isinstance(actual, Outcome):
+        raise ctx.diverge(f"{path}: no outcome was reported", kwargs)
     if expected.exc is not None:
-        if actual.exc is None:
-            raise ctx.diverge(f"{actual.describe()}, but should raise {type(expected.exc).__name__} "
-                              f"(contract: {expected.exc})", kwargs)
-        if not isinstance(actual.exc, type(expected.exc)):
-            raise ctx.diverge(f"{actual.describe()}, but should raise {type(expected.exc).__name__} "
-                              f"(contract: {expected.exc})", kwargs)
+        contract = expected.exc.message if isinstance(expected.exc, Raised) else str(expected.exc)
+        should = f"should raise {exc_name(expected.exc)} (contract: {contract})"
+        if actual.exc is None or not is_a(actual.exc, expected.exc):
+            raise ctx.diverge(f"{describe(actual)}, but {should}", kwargs)
         return
     if actual.exc is not None:
-        raise ctx.diverge(f"{actual.describe()}, but should return {_fmt(expected.value)}", kwargs)
+        raise ctx.diverge(f"{describe(actual)}, but should return {_fmt(expected.value)}", kwargs)
     found = diff(expected.value, actual.value, path, tol)
     if found:
         raise ctx.diverge(found, kwargs)
 
 
-# ---- generic check builders -------------------------------------------------
+# ---- generic probes and check builders ------------------------------------------------
+
+def call_probe(view, ex: dict) -> Outcome:
+    """The target-side half of most checks: call the function with the example."""
+    return view.call(view.function, ex)
+
 
 def agrees(check_id: str, doc: str, strategy, tol: Tolerance = EXACT, examples: tuple = ()) -> Check:
     """Property: the target's outcome equals the reference's on drawn input."""
 
-    def run(ctx: Ctx, kwargs: dict) -> None:
-        compare_outcomes(ctx, ctx.ref(kwargs), ctx.call(kwargs), kwargs, tol)
+    def judge(ctx: Ctx, ex: dict, got: Outcome, want: Outcome) -> None:
+        compare_outcomes(ctx, want, got, ex, tol)
 
-    return Check(check_id, doc, run, strategy=strategy, needs_reference=True, examples=examples)
+    return Check(check_id, doc, call_probe, judge, strategy=strategy, needs_reference=True, examples=examples,
+                 ref_probe=call_probe)
 
 
 def returns(check_id: str, doc: str, example, expected, tol: Tolerance = EXACT) -> Check:
     """Case: the target returns ``expected`` (written from the docs, not computed)."""
 
-    def run(ctx: Ctx, kwargs: dict) -> None:
+    def judge(ctx: Ctx, ex: dict, got: Outcome, _: Any) -> None:
         want = expected() if callable(expected) else expected
-        compare_outcomes(ctx, Outcome(value=want), ctx.call(kwargs), kwargs, tol)
+        compare_outcomes(ctx, Outcome(value=want), got, ex, tol)
 
-    return Check(check_id, doc, run, example=example)
+    return Check(check_id, doc, call_probe, judge, example=example)
 
 
 def raises(check_id: str, doc: str, example, exc_type: type[BaseException]) -> Check:
     """Case: input outside the contract raises ``exc_type`` (or a subclass)."""
 
-    def run(ctx: Ctx, kwargs: dict) -> None:
-        compare_outcomes(ctx, Outcome(exc=exc_type(doc)), ctx.call(kwargs), kwargs)
+    def judge(ctx: Ctx, ex: dict, got: Outcome, _: Any) -> None:
+        compare_outcomes(ctx, Outcome(exc=exc_type(doc)), got, ex)
 
-    return Check(check_id, doc, run, example=example)
+    return Check(check_id, doc, call_probe, judge, example=example)
+

@@ -6,10 +6,14 @@ command line is passed to pytest, so ``--impl``, ``--targets``, ``--only``,
 or Hypothesis option (``--hypothesis-profile``, ``-x``, ``-v``) work alike.
 The default Hypothesis profile here is ``ci``.
 
-Exit status: 0 everything checked conforms (or diverges only as recorded),
-1 a divergence beyond the recorded expectations, 2 bad input (an unknown
-``--impl`` spec, a module or file that does not import, an unknown target,
-an unreadable expectations file, an unreadable ``--baseline`` report).
+Exit status: 0 every requested check of every requested target ran and
+conforms (or diverges only as recorded), 1 a divergence beyond the recorded
+expectations, 2 bad input (one line each: an unknown ``--impl`` spec or a
+reused name, a target that does not load or provides no documented name, a
+selection that selects nothing, a bad option value, an unreadable
+expectations file or ``--baseline`` report, a pytest usage error), 3 the run
+is incomplete (interrupted, or a requested check did not run or could not be
+judged); the JSON report says which, with ``complete`` false.
 With ``--baseline BASE.json`` (a report of an earlier run) the gate decides:
 0 no divergence that the base run lacks, 1 a new one (printed first).
 """
@@ -37,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     # from a source tree, hand it over explicitly.
     if not _entry_point_registered():
         plugins.append(plugin_module)
-    return int(pytest.main([suite, *defaults, *args], plugins=plugins))
+    status = int(pytest.main([suite, *defaults, *args], plugins=plugins))
+    # pytest's usage error (an unknown option, a bad choice) is bad input here
+    return 2 if status == int(pytest.ExitCode.USAGE_ERROR) else status
 
 
 def _entry_point_registered() -> bool:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .plain import EnumValue, Foreign
+
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -24,7 +26,7 @@ EXACT = Tolerance()
 
 def backend_name(value: object) -> object:
     """Backends compare by name: vLLM returns an enum member, the reference a str."""
-    if isinstance(value, enum.Enum):
+    if isinstance(value, (enum.Enum, EnumValue)):
         return value.name
     return value
 
@@ -75,7 +77,7 @@ def diff(expected: object, actual: object, path: str = "result", tol: Tolerance 
             if found:
                 return found
         return None
-    if isinstance(expected, enum.Enum) or isinstance(actual, enum.Enum):
+    if isinstance(expected, (enum.Enum, EnumValue)) or isinstance(actual, (enum.Enum, EnumValue)):
         expected, actual = backend_name(expected), backend_name(actual)
     if isinstance(expected, bool) or isinstance(expected, int):
         if type(actual) is not type(expected) and not (
@@ -85,3 +87,11 @@ def diff(expected: object, actual: object, path: str = "result", tol: Tolerance 
     if actual != expected:
         return f"{path}={_short(actual)}, but should be {_short(expected)}"
     return None
+
+
+def _kind(expected: object) -> str:
+    if isinstance(expected, torch.Tensor):
+        return "a torch.Tensor"
+    if isinstance(expected, (enum.Enum, EnumValue)) or type(expected) is str:
+        return repr(backend_name(expected)) if not isinstance(expected, str) else repr(expected)
+    return f"{_short(expected)} ({type(expected).__name__})"

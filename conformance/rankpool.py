@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import io
 import multiprocessing
 import os
 import queue
@@ -45,14 +44,6 @@ _TARGETS: dict[str, Any] = {}  # name -> Target, inherited by the forked ranks
 _POOLS: dict[tuple[int, str], "RankPool"] = {}
 
 
-class RankError(Exception):
-    """What a rank raised, carried back across the process boundary."""
-
-    def __init__(self, type_name: str, message: str, rank: int) -> None:
-        super().__init__(f"{type_name}: {message} (on rank {rank})")
-        self.type_name, self.message, self.rank = type_name, message, rank
-
-
 class GroupFault(Exception):
     """The group could not finish a job: a rank hung, died, or left its peers waiting."""
 
@@ -63,11 +54,29 @@ class GroupFault(Exception):
 
 @dataclasses.dataclass
 class RankOutcome:
+    """One rank's part of a job: its outcome as plain wire data (``conformance.plain``)."""
+
     rank: int
-    value: Any = None
-    exc: BaseException | None = None
+    outcome: Any = None  # ("O", value) or ("R", type, mro, message, notes)
     calls: list = dataclasses.field(default_factory=list)
     gathers: list = dataclasses.field(default_factory=list)
+
+    @property
+    def raised(self) -> bool:
+        return type(self.outcome) is tuple and bool(self.outcome) and self.outcome[0] == "R"
+
+    @property
+    def error(self) -> str | None:
+        """``Type: message (on rank r)`` when the rank raised."""
+        if not self.raised:
+            return None
+        name = str(self.outcome[1]).removeprefix("builtins.").rpartition(".")[2]
+        return f"{name}: {self.outcome[3]} (on rank {self.rank})"
+
+    def decoded(self):
+        from . import plain
+
+        return plain.decode(self.outcome)
 
 
 def register_targets(targets) -> None:
@@ -120,13 +129,18 @@ def _init_group(rank: int, world: int, port: int, backend: str) -> str:
 
 
 def _encode(payload: dict) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    return buffer.getvalue()
+    from . import plain
+
+    return plain.dumps(payload)
 
 
 def _decode(data: bytes) -> dict:
-    return torch.load(io.BytesIO(data), weights_only=False)
+    from . import plain
+
+    payload = plain.loads(data)
+    if type(payload) is not dict:
+        raise plain.Malformed("a rank's reply is not a dict")
+    return payload
 
 
 def _execute(rank: int, world: int, job: dict) -> dict:
@@ -134,8 +148,10 @@ def _execute(rank: int, world: int, job: dict) -> dict:
 
     from .simgroup import GROUP_NAMES, CollectiveMismatch, function_globals
 
+    from . import plain
+
     target = _TARGETS[job["target"]]
-    fn = target.get(job["function"])
+    fn = target.names.get(job["function"])
     namespace = function_globals(fn)
     real_gather = namespace["tensor_model_parallel_all_gather"]
     gathers: list = []
@@ -158,33 +174,31 @@ def _execute(rank: int, world: int, job: dict) -> dict:
     namespace["tensor_model_parallel_all_gather"] = checked_gather
     try:
         with torch.inference_mode():
-            value = fn(*args, **job.get("kwargs", {}))
-        if isinstance(value, torch.Tensor):
-            value = value.cpu()
-        elif isinstance(value, (tuple, list)):
-            value = type(value)(v.cpu() if isinstance(v, torch.Tensor) else v for v in value)
-        return {"value": value, "calls": list(getattr(model, "calls", [])), "gathers": gathers}
+            outcome = plain.Outcome(value=fn(*args, **job.get("kwargs", {})))
     except BaseException as exc:  # noqa: BLE001 - carried back to the harness
-        return {"exc": (type(exc).__name__, str(exc).splitlines()[0] if str(exc) else ""),
-                "calls": list(getattr(model, "calls", [])), "gathers": gathers}
+        outcome = plain.Outcome(exc=exc)
     finally:
         namespace.update(saved)
+    calls = [[int(rows), grids] for rows, grids in getattr(model, "calls", [])]
+    return {"outcome": plain.encode(outcome), "calls": calls,
+            "gathers": [list(g) for g in gathers], "group_intact": dist.is_initialized()}
 
 
 def _reload_targets(specs) -> None:
     """In a spawned rank (no fork inheritance): load the targets again."""
-    from .targets import load_candidate, load_reference, load_vllm
+    from .targets import load_in_process
 
     for name, kind, spec in specs:
         if name not in _TARGETS:
-            target = load_reference() if kind == "reference" else load_vllm() if kind == "vllm" else \
-                load_candidate(name, spec)
-            _TARGETS[name] = target
+            _TARGETS[name] = load_in_process(kind, name, spec)
 
 
 def _rank_main(rank: int, world: int, port: int, backend: str, jobs, results, specs=None) -> None:
     import warnings
 
+    from .worker import _die_with_parent
+
+    _die_with_parent()
     warnings.filterwarnings("ignore", category=FutureWarning)
     torch.set_num_threads(1)
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
@@ -206,7 +220,9 @@ def _rank_main(rank: int, world: int, port: int, backend: str, jobs, results, sp
         try:
             payload = _execute(rank, world, job)
         except BaseException as exc:  # noqa: BLE001 - the harness itself failed on this rank
-            payload = {"exc": (type(exc).__name__, str(exc)), "calls": [], "gathers": []}
+            from . import plain
+
+            payload = {"outcome": plain.raised_wire(exc), "calls": [], "gathers": [], "group_intact": True}
         results.put(("done", rank, job_id, _encode(payload)))
 
 
@@ -272,7 +288,12 @@ class RankPool:
 
     # -- jobs --
     def run(self, job: dict) -> list[RankOutcome]:
-        """Run ``job`` on every rank; each rank's outcome, or ``GroupFault``."""
+        """Run ``job`` on every rank; each rank's outcome, or ``GroupFault``.
+
+        A rank that dies is reported with how it died (its exit code or
+        signal); a rank that raised or skipped the collective gives its peers
+        ``grace`` seconds; a rank that left the process group destroyed is a
+        fault of the job. After any fault the pool starts afresh."""
         if not self.alive or job["target"] not in self._targets:
             self.close()
             self.start()
@@ -281,16 +302,22 @@ class RankPool:
         for q in self.jobs:
             q.put((job_id, job))
         outcomes: dict[int, RankOutcome] = {}
+        intact: dict[int, bool] = {}
         deadline = time.monotonic() + self.timeout
         grace_until = None
         while len(outcomes) < self.world_size:
             now = time.monotonic()
             limit = min(deadline, grace_until) if grace_until else deadline
             try:
-                kind, rank, got_id, data = self.results.get(timeout=max(0.05, limit - now))
+                kind, rank, got_id, data = self.results.get(timeout=max(0.01, min(0.1, limit - now)))
             except queue.Empty:
+                dead = self._dead(outcomes)
+                if dead:
+                    self._fault_dead(dead, outcomes)
+                if time.monotonic() < limit:
+                    continue
                 missing = sorted(set(range(self.world_size)) - set(outcomes))
-                finished = ", ".join(self._describe(o) for o in outcomes.values()) or "none"
+                finished = self._finished(outcomes)
                 self.close()
                 if grace_until and time.monotonic() >= grace_until and time.monotonic() < deadline:
                     raise GroupFault(f"ranks {missing} were left waiting in a collective that the other ranks "
@@ -299,23 +326,47 @@ class RankPool:
                                  hung=True)
             if kind != "done" or got_id != job_id:
                 continue
-            payload = _decode(data)
-            exc = RankError(*payload["exc"], rank) if "exc" in payload else None
-            outcomes[rank] = RankOutcome(rank, payload.get("value"), exc, payload["calls"], payload["gathers"])
-            early = exc is not None or not payload["gathers"]
+            try:
+                payload = _decode(data)
+                outcome = RankOutcome(rank, payload["outcome"], list(payload["calls"]), list(payload["gathers"]))
+                intact[rank] = payload.get("group_intact", True) is True
+            except Exception as exc:  # noqa: BLE001 - a rank sent something that is not a reply
+                self.close()
+                raise GroupFault(f"rank {rank} sent a malformed reply ({exc})") from None
+            outcomes[rank] = outcome
+            early = outcome.raised or not outcome.gathers
             if early and grace_until is None:
                 # A rank that raised or skipped the collective may leave its peers blocked.
                 grace_until = time.monotonic() + min(self.grace, self.timeout)
         result = [outcomes[r] for r in range(self.world_size)]
-        errors = {type(o.exc).__name__ + str(o.exc).split(" (on rank")[0] if o.exc else None for o in result}
-        if len(errors) > 1 or any("gloo" in str(o.exc).lower() or "timeout" in str(o.exc).lower()
-                                  for o in result if o.exc):
+        broken = [r for r, ok in sorted(intact.items()) if not ok]
+        if broken:
+            self.close()
+            raise GroupFault(f"ranks {broken} left the process group destroyed after the call "
+                             f"(finished: {self._finished(outcomes)})")
+        errors = {o.error.split(" (on rank")[0] if o.error else None for o in result}
+        if len(errors) > 1 or any("gloo" in (o.error or "").lower() or "timeout" in (o.error or "").lower()
+                                  for o in result):
             self.close()  # the group may be broken: start afresh for the next job
         return result
 
+    def _dead(self, outcomes: dict) -> list[tuple[int, int]]:
+        return [(r, p.exitcode) for r, p in enumerate(self.procs) if r not in outcomes and p.exitcode is not None]
+
+    def _fault_dead(self, dead: list[tuple[int, int]], outcomes: dict) -> None:
+        from .worker import describe_exitcode
+
+        finished = self._finished(outcomes)
+        self.close()
+        what = "; ".join(f"rank {r} {describe_exitcode(code)}" for r, code in dead)
+        raise GroupFault(f"{what} during the job, in a group of {self.world_size} (finished: {finished})")
+
+    def _finished(self, outcomes: dict) -> str:
+        return ", ".join(self._describe(o) for o in outcomes.values()) or "none"
+
     @staticmethod
     def _describe(outcome: RankOutcome) -> str:
-        return f"rank {outcome.rank} " + (f"raised {outcome.exc}" if outcome.exc else
+        return f"rank {outcome.rank} " + (f"raised {outcome.error}" if outcome.raised else
                                           f"returned after {len(outcome.gathers)} all-gather(s)")
 
 

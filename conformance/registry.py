@@ -3,6 +3,10 @@
 Adding a documented function costs one reference function, one strategy
 module and one record here; the generic tests in ``conformance.suite`` run
 every check of every record against every target.
+
+Every check is a *probe* (run where the target lives, see
+``conformance.worker``) and a *judge* (run in the controller on the plain data
+the probe observed); see ``conformance.checks``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ import types
 import typing
 
 import torch
-from hypothesis import strategies as st
 
 from strategies import backend as s_backend
 from strategies import dp as s_dp
@@ -24,10 +27,11 @@ from strategies import feature_select as s_fs
 from strategies import load_balance as s_lb
 from strategies import pos_ids as s_pos
 
-from .adapter import environment
-from .checks import Check, Ctx, Outcome, agrees, compare_outcomes, raises, returns
-from .compare import diff
-from .simgroup import CollectiveMismatch, SimulationUnsupported, run_simulated
+from . import adapter
+from .checks import (Check, Ctx, NotApplicable, Unsupported, agrees, call_probe, compare_outcomes, describe,
+                     exc_name, is_a, raises, returns)
+from .plain import Encoded, Outcome, qualified_name, short
+from hypothesis import strategies as st
 
 
 @dataclasses.dataclass
@@ -42,39 +46,86 @@ class FunctionSpec:
 
 # ---- type aliases -----------------------------------------------------------
 
-def _literal_values(alias) -> set | None:
-    if typing.get_origin(alias) is typing.Literal:
-        return set(typing.get_args(alias))
-    return None
+def _describe_type(t, depth: int = 0):
+    """A typing construct as plain data: ["Literal", values], ["Union", members],
+    ["Callable", params, result], ["class", name], ["other", type name]."""
+    if depth > 8:
+        return ["other", "too deep"]
+    origin = typing.get_origin(t)
+    args = typing.get_args(t)
+    if origin is typing.Literal:
+        return ["Literal", list(args)]
+    if origin in (typing.Union, types.UnionType):
+        return ["Union", [_describe_type(a, depth + 1) for a in args]]
+    if origin is collections.abc.Callable:
+        params, result = (args[0], args[1]) if len(args) == 2 else (None, None)
+        shown = [_describe_type(p, depth + 1) for p in params] if type(params) is list else "..."
+        return ["Callable", shown, _describe_type(result, depth + 1)]
+    if isinstance(t, type):
+        return ["class", qualified_name(t)]
+    return ["other", qualified_name(type(t))]
 
 
-def _check_str_alias(ctx: Ctx, _: dict) -> None:
-    alias = ctx.impl()
-    values = _literal_values(alias)
-    if values != {"class", "default", "full"}:
-        raise ctx.diverge(f"VisionFeatureSelectStrategyStr={alias!r}, but should be Literal['class', 'default', 'full']", {})
+def _render_type(desc) -> str:
+    """The plain description written back as a type expression (our formatting only)."""
+    if type(desc) is not list or not desc:
+        return short(desc)
+    kind = desc[0]
+    if kind == "Literal" and len(desc) == 2 and type(desc[1]) is list:
+        return f"Literal[{', '.join(short(v) for v in desc[1])}]"
+    if kind == "Union" and len(desc) == 2 and type(desc[1]) is list:
+        return " | ".join(_render_type(m) for m in desc[1])
+    if kind == "Callable" and len(desc) == 3:
+        params = desc[1] if type(desc[1]) is not list else "[" + ", ".join(_render_type(p) for p in desc[1]) + "]"
+        return f"Callable[{params}, {_render_type(desc[2])}]"
+    if kind in ("class", "other") and len(desc) == 2 and type(desc[1]) is str:
+        return desc[1].removeprefix("builtins.")
+    return short(desc)
 
 
-def _check_union_alias(ctx: Ctx, _: dict) -> None:
-    alias = ctx.impl()
-    members = typing.get_args(alias) if typing.get_origin(alias) in (typing.Union, types.UnionType) else ()
-    literal = any(_literal_values(m) == {"class", "default", "full"} for m in members)
-    tensor_fn = any(
-        typing.get_origin(m) is collections.abc.Callable and typing.get_args(m) == ([torch.Tensor], torch.Tensor)
-        for m in members
-    )
+NAMED = ["class", "default", "full"]
+_TENSOR = ["class", qualified_name(torch.Tensor)]
+
+
+def _alias_probe(view, _: dict) -> Outcome:
+    alias = view.fn(view.function)
+    return view.invoke(_describe_type, alias)
+
+
+def _is_named_literal(desc) -> bool:
+    return (type(desc) is list and len(desc) == 2 and desc[0] == "Literal" and type(desc[1]) is list
+            and all(type(v) is str for v in desc[1]) and sorted(desc[1]) == sorted(NAMED) and len(desc[1]) == 3)
+
+
+def _check_str_alias(ctx: Ctx, _: dict, got: Outcome, __) -> None:
+    if got.exc is not None:
+        raise ctx.diverge(f"examining VisionFeatureSelectStrategyStr {describe(got)}", {})
+    if not _is_named_literal(got.value):
+        raise ctx.diverge(f"VisionFeatureSelectStrategyStr={_render_type(got.value)}, but should be "
+                          "Literal['class', 'default', 'full']", {})
+
+
+def _check_union_alias(ctx: Ctx, _: dict, got: Outcome, __) -> None:
+    if got.exc is not None:
+        raise ctx.diverge(f"examining VisionFeatureSelectStrategy {describe(got)}", {})
+    desc = got.value
+    members = desc[1] if type(desc) is list and len(desc) == 2 and desc[0] == "Union" and type(desc[1]) is list else []
+    literal = any(_is_named_literal(m) for m in members)
+    tensor_fn = any(m == ["Callable", [_TENSOR], _TENSOR] for m in members)
     if not (literal and tensor_fn and len(members) == 2):
         raise ctx.diverge(
-            f"VisionFeatureSelectStrategy={alias!r}, but should be the union of "
+            f"VisionFeatureSelectStrategy={_render_type(desc)}, but should be the union of "
             "Literal['class', 'default', 'full'] and Callable[[Tensor], Tensor]", {})
 
 
 ALIASES = [
     FunctionSpec("VisionFeatureSelectStrategyStr", "the named strategies", [
-        Check("case-literal-values", "a Literal of exactly 'class', 'default', 'full'", _check_str_alias, example={}),
+        Check("case-literal-values", "a Literal of exactly 'class', 'default', 'full'", _alias_probe,
+              _check_str_alias, example={}),
     ]),
     FunctionSpec("VisionFeatureSelectStrategy", "a named strategy or a tensor callable", [
-        Check("case-union-members", "the union of the Literal and Callable[[Tensor], Tensor]", _check_union_alias, example={}),
+        Check("case-union-members", "the union of the Literal and Callable[[Tensor], Tensor]", _alias_probe,
+              _check_union_alias, example={}),
     ]),
 ]
 
@@ -86,45 +137,69 @@ def _selector_inputs(draw):
     return {"strategy": draw(s_fs.feature_select_strategies()), "feats": draw(s_fs.vision_features())}
 
 
-def _selector_agrees(ctx: Ctx, ex: dict) -> None:
+def _selector_probe(view, ex: dict) -> dict:
+    """The selector for ``ex["strategy"]``; whether a callable came back unchanged; it applied to the features."""
+    sel = view.call(view.function, {"strategy": ex["strategy"]})
+    if sel.exc is not None:
+        return {"selector": sel}
+    out = {"selector": Outcome(value=None), "same": sel.value is ex["strategy"]}
+    if "feats" in ex:
+        out["applied"] = view.invoke(sel.value, ex["feats"].clone())
+    return out
+
+
+def _selector_outcome(ctx: Ctx, want: Outcome, got: Outcome, kwargs: dict) -> bool:
+    """Compare whether both returned a selector or raised alike; True when both returned one."""
+    if want.exc is None and got.exc is None:
+        return True
+    if want.exc is None:
+        raise ctx.diverge(f"{describe(got)}, but should return a selector", kwargs)
+    if got.exc is None:
+        raise ctx.diverge(f"returned a selector, but should raise {exc_name(want.exc)} "
+                          f"(contract: {want.exc.message})", kwargs)
+    compare_outcomes(ctx, want, got, kwargs)
+    return False
+
+
+def _selector_agrees(ctx: Ctx, ex: dict, got: dict, want: dict) -> None:
     kwargs = {"strategy": ex["strategy"]}
-    got = ctx.call(kwargs)
-    want = ctx.ref(kwargs)
-    if got.exc is not None or want.exc is not None:
-        compare_outcomes(ctx, want, got, kwargs)
+    if not _selector_outcome(ctx, want["selector"], got["selector"], kwargs):
         return
-    if callable(ex["strategy"]) and got.value is not ex["strategy"]:
+    if callable(ex["strategy"]) and got.get("same") is not True:
         raise ctx.diverge("a callable strategy must be returned unchanged (the same object)", kwargs)
-    applied = ctx.invoke(got.value, ex["feats"].clone())
-    compare_outcomes(ctx, Outcome(value=want.value(ex["feats"].clone())), applied, ex, path="selector(feats)")
+    compare_outcomes(ctx, want["applied"], got["applied"], ex, path="selector(feats)")
 
 
 def _identity_strategy(feats):
     return feats[:, ::2, :]
 
 
-def _callable_unchanged(ctx: Ctx, ex: dict) -> None:
-    got = ctx.call(ex)
-    if got.value is not _identity_strategy:
-        raise ctx.diverge(f"{got.describe()}, but a callable strategy must be returned unchanged (the same object)", ex)
+def _callable_unchanged(ctx: Ctx, ex: dict, got: dict, _) -> None:
+    sel = got["selector"]
+    if sel.exc is not None or got.get("same") is not True:
+        what = describe(sel) if sel.exc is not None else "returned another object"
+        raise ctx.diverge(f"{what}, but a callable strategy must be returned unchanged (the same object)", ex)
 
 
-def _class_keeps_first(ctx: Ctx, ex: dict) -> None:
-    feats = torch.arange(2 * 5 * 3).reshape(2, 5, 3)
-    got = ctx.call(ex)
-    if got.exc is not None:
-        raise ctx.diverge(got.describe(), ex)
-    applied = ctx.invoke(got.value, feats)
-    compare_outcomes(ctx, Outcome(value=torch.tensor([[[0, 1, 2]], [[15, 16, 17]]])), applied, ex, path="selector(feats)")
+def _class_probe(view, ex: dict) -> dict:
+    return _selector_probe(view, dict(ex, feats=torch.arange(2 * 5 * 3).reshape(2, 5, 3)))
+
+
+def _class_keeps_first(ctx: Ctx, ex: dict, got: dict, _) -> None:
+    if got["selector"].exc is not None:
+        raise ctx.diverge(describe(got["selector"]), ex)
+    compare_outcomes(ctx, Outcome(value=torch.tensor([[[0, 1, 2]], [[15, 16, 17]]])), got["applied"], ex,
+                     path="selector(feats)")
 
 
 FEATURE_SELECTOR = FunctionSpec("_get_vision_feature_selector", "a strategy -> the function applying it", [
     Check("property-agrees", "the selector keeps the same tokens as the reference's, exactly",
-          _selector_agrees, strategy=_selector_inputs(), needs_reference=True),
+          _selector_probe, _selector_agrees, strategy=_selector_inputs(), needs_reference=True,
+          ref_probe=_selector_probe),
     Check("case-callable-unchanged", "a callable strategy is returned as the same object",
-          _callable_unchanged, example={"strategy": _identity_strategy}),
+          _selector_probe, _callable_unchanged, example={"strategy": _identity_strategy}),
     Check("case-class-keeps-first", "'class' on [2, 5, 3] keeps [:, :1, :]",
-          _class_keeps_first, example={"strategy": "class"}),
+          _class_probe, _class_keeps_first, example={"strategy": "class"}),
     raises("error-unknown-name", "an unknown strategy name raises ValueError", {"strategy": "cls"}, ValueError),
     raises("error-none", "None is no strategy: ValueError", {"strategy": None}, ValueError),
 ])
@@ -135,17 +210,31 @@ def _count_inputs(draw):
     return {"num_vision_tokens": draw(s_fs.token_counts()), "strategy": draw(s_fs.feature_select_strategies())}
 
 
-def _count_matches_selector(ctx: Ctx, kwargs: dict) -> None:
-    selector_fn = ctx.impl("_get_vision_feature_selector") or ctx.reference.get("_get_vision_feature_selector")
-    feats = torch.zeros(1, kwargs["num_vision_tokens"], 4)
-    want = Outcome(value=int(selector_fn(kwargs["strategy"])(feats).shape[1]))
-    compare_outcomes(ctx, want, ctx.call(kwargs), kwargs)
+def _count_probe(view, ex: dict) -> dict:
+    out = {"count": view.call(view.function, ex)}
+    if view.provides("_get_vision_feature_selector"):
+        selector = view.fn("_get_vision_feature_selector")
+        feats = torch.zeros(1, ex["num_vision_tokens"], 4)
+        out["kept"] = view.invoke(lambda: selector(ex["strategy"])(feats).shape[1])
+    return out
+
+
+def _count_matches_selector(ctx: Ctx, ex: dict, got: dict, _) -> None:
+    kept = got.get("kept")
+    if kept is None:  # the target has no selector: the reference's says how many tokens it keeps
+        from reference import _get_vision_feature_selector
+
+        feats = torch.zeros(1, ex["num_vision_tokens"], 4)
+        kept = Outcome(value=int(_get_vision_feature_selector(ex["strategy"])(feats).shape[1]))
+    if kept.exc is None and type(kept.value) is not int:
+        raise ctx.diverge(f"the selector's output has {short(kept.value)} tokens (shape[1]), not an int", ex)
+    compare_outcomes(ctx, kept, got["count"], ex)
 
 
 NUM_SELECTED = FunctionSpec("get_num_selected_vision_tokens", "how many tokens a strategy keeps", [
     agrees("property-agrees", "equals the reference's count", _count_inputs()),
     Check("property-matches-selector", "equals the token count the selector actually keeps",
-          _count_matches_selector, strategy=_count_inputs()),
+          _count_probe, _count_matches_selector, strategy=_count_inputs()),
     returns("case-default-576", "'default' on 577 tokens (CLIP-L/336) keeps 576",
             {"num_vision_tokens": 577, "strategy": "default"}, 576),
     raises("error-zero-tokens-default", "0 tokens cannot lose a class token: ValueError",
@@ -249,19 +338,22 @@ POS_IDS = FunctionSpec("get_llm_pos_ids_for_vision", "M-RoPE position ids of one
 
 # ---- get_load_balance_assignment --------------------------------------------
 
-def _valid_partition(ctx: Ctx, kwargs: dict) -> None:
-    got = ctx.call(kwargs)
+def _int_list(value) -> bool:
+    return type(value) is list and all(type(v) is int for v in value)
+
+
+def _valid_partition(ctx: Ctx, kwargs: dict, got: Outcome, _) -> None:
     if got.exc is not None:
-        raise ctx.diverge(got.describe(), kwargs)
+        raise ctx.diverge(describe(got), kwargs)
     sizes, gpus = kwargs["sizes"], kwargs["num_gpus"]
     value = got.value
-    if not (isinstance(value, tuple) and len(value) == 3 and all(isinstance(v, list) for v in value)):
-        raise ctx.diverge(f"result={value!r}, but should be a tuple of three lists", kwargs)
+    if not (type(value) is tuple and len(value) == 3 and all(_int_list(v) for v in value)):
+        raise ctx.diverge(f"result={short(value)}, but should be a tuple of three lists of ints", kwargs)
     order, counts, loads = value
     problems = []
     if sorted(order) != list(range(len(sizes))):
         problems.append(f"shuffle_indices={order} is not a permutation of range({len(sizes)})")
-    if len(counts) != gpus or sum(counts) != len(sizes) or min(counts, default=0) < 0:
+    elif len(counts) != gpus or sum(counts) != len(sizes) or min(counts, default=0) < 0:
         problems.append(f"gpu_sample_counts={counts} should have {gpus} entries summing to {len(sizes)}")
     elif len(loads) != gpus:
         problems.append(f"grouped_sizes_per_gpu={loads} should have {gpus} entries")
@@ -286,7 +378,7 @@ LOAD_BALANCE = FunctionSpec("get_load_balance_assignment", "images -> ranks, bal
            examples=({"sizes": [], "num_gpus": 1}, {"sizes": [5], "num_gpus": 4}, {"sizes": [0, 0, 0], "num_gpus": 2},
                      {"sizes": [7, 7, 7, 7], "num_gpus": 3})),
     Check("property-valid-partition", "a permutation, per-rank counts and totals that add up, totals within max(sizes)",
-          _valid_partition, strategy=s_lb.load_balance_inputs()),
+          call_probe, _valid_partition, strategy=s_lb.load_balance_inputs()),
     returns("case-docstring-example", "the docstring's [1000, 100, 200, 50] on 2 ranks",
             {"sizes": [1000, 100, 200, 50], "num_gpus": 2}, ([0, 2, 1, 3], [1, 3], [1000, 350])),
     returns("case-no-images", "no images: every rank gets none",
@@ -299,85 +391,109 @@ LOAD_BALANCE = FunctionSpec("get_load_balance_assignment", "images -> ranks, bal
 # ---- data-parallel functions --------------------------------------------------
 #
 # Each check runs under two groups: "sim" (the in-process simulation, every
-# example) and "gloo" (real processes; selected with --dp-group). Both give
-# one RankOutcome per rank: the rank's result, its model calls, its gathers.
+# example) and "gloo" (real processes; selected with --dp-group). The probe
+# runs the target's function as every rank of the group where the target
+# lives and reports each rank's outcome and its model calls (or the group's
+# fault); the judge computes what every rank should return in the controller.
 
 REAL_MAX_RANKS = 4
+POOL_START_ALLOWANCE = 120.0  # a real group may have to start (fork, join) before the job
 
 
-def _rank_outcomes(ctx: Ctx, ex: dict, group: str, args_for) -> list:
-    """Run the target's function as every rank of a ``group`` of ``ex['world_size']``."""
-    from .rankpool import GroupFault, RankOutcome, get_pool
+def _dp_kwargs(ex: dict) -> dict:
+    return {"rope_type": ex["rope_type"]} if "rope_type" in ex else {}
 
-    world, spec = ex["world_size"], ex["model"]
-    if group == "gloo":
-        job = {"target": ctx.target.name, "function": ctx.function, "model": spec,
-               "args": args_for("<model>"), "kwargs": {"rope_type": ex["rope_type"]} if "rope_type" in ex else {}}
-        if ctx.hung:
-            raise ctx.diverge(f"not run: the target hung earlier in this check ({ctx.hung})")
+
+def _dp_args(ex: dict, model):
+    if "image_input" in ex:
+        return [ex["image_input"], model]
+    return [model, ex["pixel_values"], [list(g) for g in ex["grid_thw_list"]]]
+
+
+def _dp_probe(group: str):
+    def probe(view, ex: dict) -> dict:
+        from . import rankpool
+        from .simgroup import CollectiveMismatch, run_simulated
+
+        world, spec = ex["world_size"], ex["model"]
+        if group == "gloo":
+            view.allow(POOL_START_ALLOWANCE + view.timeout)
+            job = {"target": view.name, "function": view.function, "model": spec,
+                   "args": _dp_args(ex, "<model>"), "kwargs": _dp_kwargs(ex)}
+            try:
+                outcomes = rankpool.get_pool(world, timeout=view.timeout).run(job)
+            except rankpool.GroupFault as exc:
+                return {"fault": str(exc), "hung": exc.hung}
+            return {"ranks": [{"rank": o.rank, "outcome": Encoded(o.outcome), "calls": o.calls} for o in outcomes]}
+
+        fn, models = view.fn(view.function), []
+
+        def make_call(f):
+            model = spec.build()
+            models.append(model)
+            args = [a.clone() if isinstance(a, torch.Tensor) else a for a in _dp_args(ex, model)]
+            view.announce()
+            return f(*args, **_dp_kwargs(ex))
+
         try:
-            outcomes = get_pool(world, timeout=ctx.timeout).run(job)
-        except GroupFault as exc:
-            if exc.hung:
-                ctx.hung = f"{exc} on {ctx.current}"
-            raise ctx.diverge(f"real gloo group of {world}: {exc}") from None
-        for o in outcomes:
-            if o.exc is not None:
-                what = "collective mismatch" if o.exc.type_name == "CollectiveMismatch" else "raised"
-                raise ctx.diverge(f"{what} in a real gloo group of {world}: {o.exc}")
-        return outcomes
+            results = run_simulated(fn, make_call, world)
+        except CollectiveMismatch as exc:
+            return {"mismatch": str(exc)}
+        except BaseException as exc:  # noqa: BLE001 - what a rank raised (with the rank in its notes)
+            return {"raised": Outcome(exc=exc)}
+        return {"ranks": [{"rank": r, "outcome": Outcome(value=v), "calls": m.calls}
+                          for r, (v, m) in enumerate(zip(results, models[-world:]))]}
 
-    models = []
-
-    def make_call(fn):
-        model = spec.build()
-        models.append(model)
-        args = [model if a == "<model>" else (a.clone() if isinstance(a, torch.Tensor) else a) for a in args_for("<model>")]
-        outcome = ctx.invoke(fn, *args, **({"rope_type": ex["rope_type"]} if "rope_type" in ex else {}))
-        if outcome.exc is not None:
-            raise outcome.exc
-        return outcome.value
-
-    results = _simulate(ctx, world, make_call)
-    return [RankOutcome(r, value, None, m.calls) for r, (value, m) in enumerate(zip(results, models[-world:]))]
+    return probe
 
 
-def _simulate(ctx: Ctx, world: int, call) -> list:
-    from .timebound import ExampleTimeout
+def _rank_results(ctx: Ctx, ex: dict, group: str, got: dict) -> list[dict]:
+    """Each rank's result, or the group's failure as a divergence."""
+    world = ex["world_size"]
+    if group == "gloo":
+        if "fault" in got:
+            ctx.stop = got.get("hung") is True  # every further example would wait out the deadline again
+            raise ctx.diverge(f"real gloo group of {world}: {got['fault']}")
+        for o in got["ranks"]:
+            exc = o["outcome"].exc
+            if exc is not None:
+                what = "collective mismatch" if exc.short_name.endswith("CollectiveMismatch") else "raised"
+                raise ctx.diverge(f"{what} in a real gloo group of {world}: {exc_name(exc)}: {exc.message} "
+                                  f"(on rank {o['rank']})")
+        return got["ranks"]
+    if "mismatch" in got:
+        raise ctx.diverge(f"collective mismatch in a simulated group of {world}: {got['mismatch']}")
+    if "raised" in got:
+        exc = got["raised"].exc
+        notes = " ".join(exc.notes)
+        raise ctx.diverge(f"raised {exc_name(exc)}: {exc.message} {notes}".strip())
+    return got["ranks"]
 
-    try:
-        return run_simulated(ctx.impl(), call, world)
-    except SimulationUnsupported:
-        raise
-    except CollectiveMismatch as exc:
-        raise ctx.diverge(f"collective mismatch in a simulated group of {world}: {exc}") from None
-    except (Exception, ExampleTimeout) as exc:
-        notes = " ".join(getattr(exc, "__notes__", []))
-        raise ctx.diverge(f"raised {type(exc).__name__}: {exc} {notes}".strip()) from None
 
-
-def _check_calls(ctx: Ctx, ex: dict, outcomes, expected_calls) -> None:
-    for o, want in zip(outcomes, expected_calls):
-        if o.calls != want:
-            raise ctx.diverge(f"rank {o.rank} called the model with (rows, grids) {o.calls}, but should "
+def _check_calls(ctx: Ctx, ranks: list[dict], expected_calls) -> None:
+    for o, want in zip(ranks, expected_calls):
+        calls = [list(c) if type(c) is tuple else c for c in o["calls"]]
+        if calls != [list(w) for w in want]:
+            shown = [tuple(c) if type(c) is list else c for c in calls]
+            raise ctx.diverge(f"rank {o['rank']} called the model with (rows, grids) {shown}, but should "
                               f"with {want} (each rank runs its own share once; a rank with nothing does not run)")
 
 
 def _plain_matches(group: str):
-    def run(ctx: Ctx, ex: dict) -> None:
+    def judge(ctx: Ctx, ex: dict, got: dict, _) -> None:
         model = ex["model"].build()
         with torch.inference_mode():
             want = model(ex["image_input"].clone())
-        outcomes = _rank_outcomes(ctx, ex, group, lambda m: [ex["image_input"], m])
-        for o in outcomes:
-            compare_outcomes(ctx, Outcome(value=want), Outcome(value=o.value), ex, path=f"rank {o.rank}: result")
+        ranks = _rank_results(ctx, ex, group, got)
+        for o in ranks:
+            compare_outcomes(ctx, Outcome(value=want), o["outcome"], ex, path=f"rank {o['rank']}: result")
         share = -(-ex["image_input"].shape[0] // ex["world_size"])
-        _check_calls(ctx, ex, outcomes, [[(share, None)]] * ex["world_size"])
-    return run
+        _check_calls(ctx, ranks, [[(share, None)]] * ex["world_size"])
+    return judge
 
 
 def _mrope_matches(group: str):
-    def run(ctx: Ctx, ex: dict) -> None:
+    def judge(ctx: Ctx, ex: dict, got: dict, _) -> None:
         from reference import get_load_balance_assignment
 
         spec = ex["model"]
@@ -391,9 +507,9 @@ def _mrope_matches(group: str):
                 out = model(pixels[start:start + n].clone(), grid_arg)
                 want.append(torch.cat(out) if isinstance(out, list) else out)
                 start += n
-        outcomes = _rank_outcomes(ctx, ex, group, lambda m: [m, pixels, [list(g) for g in grids]])
-        for o in outcomes:
-            compare_outcomes(ctx, Outcome(value=tuple(want)), Outcome(value=o.value), ex, path=f"rank {o.rank}: result")
+        ranks = _rank_results(ctx, ex, group, got)
+        for o in ranks:
+            compare_outcomes(ctx, Outcome(value=tuple(want)), o["outcome"], ex, path=f"rank {o['rank']}: result")
         patches = [math.prod(g) for g in grids]
         order, counts, _ = get_load_balance_assignment(patches, world)
         expected, first = [], 0
@@ -401,18 +517,24 @@ def _mrope_matches(group: str):
             mine = order[first:first + counts[r]]
             first += counts[r]
             expected.append([(sum(patches[i] for i in mine), [list(grids[i]) for i in mine])] if mine else [])
-        _check_calls(ctx, ex, outcomes, expected)
-    return run
+        _check_calls(ctx, ranks, expected)
+    return judge
 
 
-def _dp_checks(check_id, doc, run_for_group, strategy_for_ranks, examples=()):
+def _sim_supported(ctx: Ctx, ex: dict) -> dict:
+    why = ctx.target.facts.get("dp", {}).get(ctx.function)
+    if why:
+        raise Unsupported(why)
+    return ex
+
+
+def _dp_checks(check_id, doc, judge_for_group, strategy_for_ranks, examples=()):
     """The same check under the simulated group and under a real gloo group."""
-    from .rankpool import RankPool  # noqa: F401 - fail early if the module is broken
     return [
-        Check(check_id, doc + " (simulated group of 1-6 ranks)", run_for_group("sim"),
-              strategy=strategy_for_ranks(s_dp.MAX_RANKS), examples=examples, group="sim"),
-        Check(check_id + "-gloo", doc + f" (real gloo group of 1-{REAL_MAX_RANKS} processes)", run_for_group("gloo"),
-              strategy=strategy_for_ranks(REAL_MAX_RANKS),
+        Check(check_id, doc + " (simulated group of 1-6 ranks)", _dp_probe("sim"), judge_for_group("sim"),
+              strategy=strategy_for_ranks(s_dp.MAX_RANKS), examples=examples, group="sim", prepare=_sim_supported),
+        Check(check_id + "-gloo", doc + f" (real gloo group of 1-{REAL_MAX_RANKS} processes)", _dp_probe("gloo"),
+              judge_for_group("gloo"), strategy=strategy_for_ranks(REAL_MAX_RANKS),
               examples=tuple(e for e in examples if e["world_size"] <= REAL_MAX_RANKS), group="gloo"),
     ]
 
@@ -450,195 +572,241 @@ DP_MROPE = FunctionSpec("run_dp_sharded_mrope_vision_model", "an M-RoPE model ru
 
 # ---- get_vision_encoder_info -------------------------------------------------
 
-def _info_answers(ctx: Ctx, info, ex) -> list[Outcome]:
-    return [
-        ctx.invoke(info.get_image_size),
-        ctx.invoke(info.get_patch_size),
-        ctx.invoke(info.get_patch_grid_length),
-        ctx.invoke(info.get_num_image_tokens, image_width=ex["image_width"], image_height=ex["image_height"]),
-    ]
-
-
 ANSWERS = ("get_image_size()", "get_patch_size()", "get_patch_grid_length()", "get_num_image_tokens(...)")
 
 
-def _info_agrees(ctx: Ctx, ex: dict) -> None:
-    kwargs = {"hf_config": ex["hf_config"]}
-    got, want = ctx.call(kwargs), ctx.ref(kwargs)
-    if got.exc is not None or want.exc is not None:
-        compare_outcomes(ctx, want, got, ex)
+def _info_probe(view, ex: dict) -> dict:
+    got = view.call(view.function, {"hf_config": ex["hf_config"]})
+    if got.exc is not None:
+        return {"info": got}
+    info = got.value
+    size = {"image_width": ex["image_width"], "image_height": ex["image_height"]}
+    return {"info": Outcome(value=None), "answers": [
+        view.invoke(lambda: info.get_image_size()),
+        view.invoke(lambda: info.get_patch_size()),
+        view.invoke(lambda: info.get_patch_grid_length()),
+        view.invoke(lambda: info.get_num_image_tokens(**size)),
+    ]}
+
+
+def _info_outcome(ctx: Ctx, want: Outcome, got: Outcome, ex: dict) -> bool:
+    """Both returned an encoder info (True), or both raised alike (False)."""
+    if want.exc is None and got.exc is None:
+        return True
+    if want.exc is None:
+        raise ctx.diverge(f"{describe(got)}, but should return an encoder info", ex)
+    if got.exc is None:
+        raise ctx.diverge(f"returned an encoder info, but should raise {exc_name(want.exc)} "
+                          f"(contract: {want.exc.message})", ex)
+    compare_outcomes(ctx, want, got, ex)
+    return False
+
+
+def _info_agrees(ctx: Ctx, ex: dict, got: dict, want: dict) -> None:
+    if not _info_outcome(ctx, want["info"], got["info"], ex):
         return
-    ref_answers = [Outcome(value=f()) for f in (
-        want.value.get_image_size, want.value.get_patch_size, want.value.get_patch_grid_length,
-        lambda: want.value.get_num_image_tokens(image_width=ex["image_width"], image_height=ex["image_height"]))]
-    for label, w, g in zip(ANSWERS, ref_answers, _info_answers(ctx, got.value, ex)):
+    for label, w, g in zip(ANSWERS, want["answers"], got["answers"]):
         compare_outcomes(ctx, w, g, ex, path=label)
 
 
 def _info_case(answers):
-    def run(ctx: Ctx, ex: dict) -> None:
-        got = ctx.call({"hf_config": ex["hf_config"]})
-        if got.exc is not None:
-            raise ctx.diverge(got.describe(), ex)
-        for label, want, outcome in zip(ANSWERS, answers, _info_answers(ctx, got.value, ex)):
+    def judge(ctx: Ctx, ex: dict, got: dict, _) -> None:
+        if got["info"].exc is not None:
+            raise ctx.diverge(describe(got["info"]), ex)
+        for label, want, outcome in zip(ANSWERS, answers, got["answers"]):
             compare_outcomes(ctx, Outcome(value=want), outcome, ex, path=label)
-    return run
+    return judge
 
 
 def _hf(config_name, **kw):
     def build():
         import transformers
         from types import SimpleNamespace
-        top = {k: kw.pop(k) for k in list(kw) if k == "spatial_merge_size"}
-        return SimpleNamespace(vision_config=getattr(transformers, config_name)(**kw), **top)
+        top = {k: kw[k] for k in kw if k == "spatial_merge_size"}
+        vision = {k: v for k, v in kw.items() if k != "spatial_merge_size"}
+        return SimpleNamespace(vision_config=getattr(transformers, config_name)(**vision), **top)
     return build
 
 
-def _clip_indivisible(ctx: Ctx, ex: dict) -> None:
-    got = ctx.call({"hf_config": ex["hf_config"]})
+def _grid_length_probe(view, ex: dict) -> dict:
+    got = view.call(view.function, {"hf_config": ex["hf_config"]})
     if got.exc is not None:
-        return compare_outcomes(ctx, Outcome(exc=ValueError()), got, ex)
+        return {"info": got}
+    info = got.value
+    return {"info": Outcome(value=None), "grid": view.invoke(lambda: info.get_patch_grid_length())}
+
+
+def _clip_indivisible(ctx: Ctx, ex: dict, got: dict, _) -> None:
+    if got["info"].exc is not None:
+        return compare_outcomes(ctx, Outcome(exc=ValueError()), got["info"], ex)
     compare_outcomes(ctx, Outcome(exc=ValueError("image_size not a multiple of patch_size")),
-                     ctx.invoke(got.value.get_patch_grid_length), ex, path="get_patch_grid_length()")
+                     got["grid"], ex, path="get_patch_grid_length()")
 
 
 ENCODER_INFO = FunctionSpec("get_vision_encoder_info", "CLIP / SigLIP / Pixtral token geometry", [
     Check("property-agrees", "the four answers equal the reference's for drawn configs and image sizes",
-          _info_agrees, strategy=s_info.encoder_info_problems(), needs_reference=True),
+          _info_probe, _info_agrees, strategy=s_info.encoder_info_problems(), needs_reference=True,
+          ref_probe=_info_probe),
     Check("case-clip-336", "CLIP 336/14: 24 patches a side, 577 tokens",
-          _info_case([336, 14, 24, 577]),
+          _info_probe, _info_case([336, 14, 24, 577]),
           example=lambda: {"hf_config": _hf("CLIPVisionConfig", image_size=336, patch_size=14)(),
                            "image_width": 640, "image_height": 480}),
     Check("case-siglip-384", "SigLIP 384/14: 27 a side, 729 tokens",
-          _info_case([384, 14, 27, 729]),
+          _info_probe, _info_case([384, 14, 27, 729]),
           example=lambda: {"hf_config": _hf("SiglipVisionConfig", image_size=384, patch_size=14)(),
                            "image_width": 640, "image_height": 480}),
     Check("case-pixtral-wide", "Pixtral 1024/16, a 2000x500 image scales to 1024x256: 64 x 16 tokens",
-          _info_case([1024, 16, 64, 1024]),
+          _info_probe, _info_case([1024, 16, 64, 1024]),
           example=lambda: {"hf_config": _hf("PixtralVisionConfig", image_size=1024, patch_size=16)(),
                            "image_width": 2000, "image_height": 500}),
     Check("case-pixtral-merge", "Pixtral with spatial_merge_size 2: 32-pixel tokens; 100x50 -> 4 x 2 tokens",
-          _info_case([1024, 32, 32, 8]),
+          _info_probe, _info_case([1024, 32, 32, 8]),
           example=lambda: {"hf_config": _hf("PixtralVisionConfig", image_size=1024, patch_size=16,
                                             spatial_merge_size=2)(),
                            "image_width": 100, "image_height": 50}),
     raises("error-unsupported-config", "a ViT config is not supported: NotImplementedError",
            lambda: {"hf_config": _hf("ViTConfig")()}, NotImplementedError),
     Check("error-clip-indivisible", "CLIP with image_size 225, patch 14: ValueError from the grid length",
-          _clip_indivisible, example=lambda: {"hf_config": _hf("CLIPVisionConfig", image_size=225, patch_size=14)()}),
+          _grid_length_probe, _clip_indivisible,
+          example=lambda: {"hf_config": _hf("CLIPVisionConfig", image_size=225, patch_size=14)()}),
 ])
 
 
 # ---- get_vit_attn_backend ----------------------------------------------------
 
-def _backend_env_ignored(ctx: Ctx, ex: dict) -> None:
-    with environment(VLLM_ATTENTION_BACKEND="FLASH_ATTN"):
-        got = ctx.call(ex)
-    compare_outcomes(ctx, ctx.ref(ex), got, ex)
+def _env_probe(view, ex: dict) -> Outcome:
+    with adapter.environment(VLLM_ATTENTION_BACKEND="FLASH_ATTN"):
+        return view.call(view.function, ex)
 
 
-def _sim_target(ctx: Ctx):
-    """The module to install a simulated platform in, and the release group."""
+def _env_ignored(ctx: Ctx, ex: dict, got: Outcome, want: Outcome) -> None:
+    compare_outcomes(ctx, want, got, ex)
+
+
+def _sim_prepare(ctx: Ctx, ex: dict) -> dict:
+    """The facts with the installed vLLM's release group, the override picked; or why not."""
+    from reference.backend import vision_backends
+
     from . import platforms
 
-    module = ctx.target.module
-    if module is None or not hasattr(module, "current_platform"):
-        raise SimulationUnsupported(
-            f"{ctx.target.name} has no module-level current_platform to install a simulated platform through")
+    if not ctx.target.facts.get("current_platform"):
+        raise Unsupported(f"{ctx.target.name} has no module-level current_platform to install a simulated "
+                          "platform through")
     group = platforms.release_group()
     if group is None:
-        raise SimulationUnsupported(
-            "the installed vLLM's selection is simulated for 0.11.2, 0.27.x and 0.33.x only "
-            "(docs/backend.md)")
-    return module, group
+        raise Unsupported("the installed vLLM's selection is simulated for 0.11.2, 0.27.x and 0.33.x only "
+                          "(docs/backend.md)")
+    facts = dataclasses.replace(ex["facts"], group=group)
+    out = dict(ex, facts=facts)
+    pick = ex.get("attn_backend_override")
+    if isinstance(pick, s_backend.OverridePick):
+        out["attn_backend_override"] = pick.resolve(vision_backends(facts))
+    override = out.get("attn_backend_override")
+    if override is not None and not (facts.override_source == "argument" and ctx.target.facts.get("private_backend")):
+        why = adapter.refusal("get_vit_attn_backend", ctx.target.forms, out)
+        if why:
+            raise NotApplicable(why)
+    return out
 
 
-def _sim_call(ctx: Ctx, module, facts, head_size, dtype, override):
+def _sim_call(view, facts, head_size, dtype, override) -> dict:
     """The target through its vision function (the override from the argument or
     the multimodal config, as the facts say), and, for vLLM itself, through the
-    platform method."""
+    platform method. Runs where the target lives."""
     from . import platforms
-    from .adapter import _backend_enum, _to_enum
 
+    module = view.module
     kwargs = {"head_size": head_size, "dtype": dtype, "attn_backend_override": override}
     private = getattr(module, "_get_vit_attn_backend", None)
-    enum_cls = _backend_enum(module)
+    enum_cls = adapter.backend_enum(module)
     # The name becomes the release's enum member inside the call, as a user's code
     # would convert it: a name the release does not know (XFORMERS in 0.33.0, whose
     # enum raises ValueError for it) is then that call's outcome, not a harness error.
-
-    def _private():
-        return private(head_size, dtype, attn_backend_override=_to_enum(enum_cls, override))
-
-    def _platform_method():
-        return platforms.call_platform(platform, head_size, dtype, _to_enum(enum_cls, override))
-
     with platforms.simulate(facts, module) as platform:
         if override is not None and facts.override_source == "argument" and private is not None:
-            got = ctx.invoke(_private)
+            got = view.invoke(lambda: private(head_size, dtype,
+                                              attn_backend_override=adapter.to_enum(enum_cls, override)))
         else:
-            got = ctx.call(kwargs)
+            got = view.call(view.function, kwargs)
         direct = None
-        if ctx.target.kind == "vllm" and (override is None or private is not None):
-            direct = ctx.invoke(_platform_method)
-    return got, direct
+        if view.target.kind == "vllm" and (override is None or private is not None):
+            direct = view.invoke(lambda: platforms.call_platform(platform, head_size, dtype,
+                                                                 adapter.to_enum(enum_cls, override)))
+    return {"got": got, "direct": direct}
 
 
-def _backend_simulated(ctx: Ctx, ex: dict) -> None:
+def _sim_probe(view, ex: dict) -> dict:
+    return _sim_call(view, ex["facts"], ex["head_size"], ex["dtype"], ex["attn_backend_override"])
+
+
+def _sim_ref_probe(view, ex: dict) -> Outcome:
     from reference.backend import use_platform
 
-    from reference.backend import vision_backends
-
-    module, group = _sim_target(ctx)
-    facts = dataclasses.replace(ex["facts"], group=group)
-    pick = ex["attn_backend_override"]
-    if isinstance(pick, s_backend.OverridePick):
-        ex = dict(ex, attn_backend_override=pick.resolve(vision_backends(facts)))
-    shown = dict(ex, facts=facts)
     kwargs = {k: ex[k] for k in ("head_size", "dtype", "attn_backend_override")}
-    with use_platform(facts):
-        want = ctx.ref(kwargs)
-    got, direct = _sim_call(ctx, module, facts, **{"head_size": ex["head_size"], "dtype": ex["dtype"],
-                                                     "override": ex["attn_backend_override"]})
-    compare_outcomes(ctx, want, got, shown)
-    if direct is not None:
+    with use_platform(ex["facts"]):
+        return view.call(view.function, kwargs)
+
+
+def _backend_simulated(ctx: Ctx, ex: dict, got: dict, want: Outcome) -> None:
+    compare_outcomes(ctx, want, got["got"], ex)
+    if got["direct"] is not None:
         try:
-            compare_outcomes(ctx, want, direct, shown)
-        except Exception as exc:
-            raise ctx.diverge(f"platform method: {getattr(exc, 'what', exc)}", shown) from None
+            compare_outcomes(ctx, want, got["direct"], ex)
+        except AssertionError as exc:
+            raise ctx.diverge(f"platform method: {getattr(exc, 'what', exc)}", ex) from None
 
 
 def _name_of(outcome: Outcome) -> str:
     if outcome.exc is not None:
-        return f"raised {type(outcome.exc).__name__}"
-    return getattr(outcome.value, "name", outcome.value)
+        return f"raised {exc_name(outcome.exc)}"
+    value = outcome.value
+    return value.name if hasattr(value, "cls") and hasattr(value, "name") else value if type(value) is str \
+        else short(value)
 
 
-def _cuda_grid(ctx: Ctx, ex: dict) -> None:
+def _grid_prepare(ctx: Ctx, ex: dict) -> dict:
+    from reference.backend import PlatformFacts
+
+    prepared = _sim_prepare(ctx, dict(ex, facts=PlatformFacts("cuda")))
+    return dict(ex, group=prepared["facts"].group)
+
+
+def _grid_points(known: bool):
+    return [(fa4, cc, dtype, head) for fa4 in (False, True) for cc, dtype, head in s_backend.grid()
+            if (cc is not None) == known]
+
+
+def _grid_probe(view, ex: dict) -> list:
+    from reference.backend import PlatformFacts
+
+    out = []
+    for fa4, cc, dtype, head in _grid_points(ex["known"]):
+        facts = PlatformFacts("cuda", capability=cc, fa4=fa4, group=ex["group"])
+        out.append(_sim_call(view, facts, head, dtype, None))
+    return out
+
+
+def _cuda_grid(ctx: Ctx, ex: dict, got: list, _) -> None:
     """Every (capability, dtype, head size, FA4) of the acceptance grid, no
     override, every kernel importable; all mismatches in one sentence.
     ``ex["known"]``: the known capabilities, or only the unknown one."""
+    from reference import get_vit_attn_backend
     from reference.backend import PlatformFacts, use_platform
 
-    module, group = _sim_target(ctx)
     points, bad, wrong = 0, {}, 0
-    for fa4 in (False, True):
-        for cc, dtype, head in s_backend.grid():
-            if (cc is not None) != ex["known"]:
+    for (fa4, cc, dtype, head), observed in zip(_grid_points(ex["known"]), got):
+        facts = PlatformFacts("cuda", capability=cc, fa4=fa4, group=ex["group"])
+        with use_platform(facts):
+            want = get_vit_attn_backend(head, dtype)
+        for where, outcome in (("", observed["got"]), ("platform method: ", observed["direct"])):
+            if outcome is None:
                 continue
-            facts = PlatformFacts("cuda", capability=cc, fa4=fa4, group=group)
-            with use_platform(facts):
-                want = ctx.ref({"head_size": head, "dtype": dtype})
-            got, direct = _sim_call(ctx, module, facts, head, dtype, None)
-            for where, outcome in (("", got), ("platform method: ", direct)):
-                if outcome is None:
-                    continue
-                points += 0 if where else 1
-                if _name_of(outcome) != _name_of(want):
-                    wrong += 0 if where else 1
-                    key = (f"{where}cc={cc} {str(dtype).replace('torch.', '')}"
-                           f"{' fa4' if fa4 else ''} returned {_name_of(outcome)}, should be {_name_of(want)}")
-                    bad.setdefault(key, []).append(head)
+            points += 0 if where else 1
+            if _name_of(outcome) != want:
+                wrong += 0 if where else 1
+                key = (f"{where}cc={cc} {str(dtype).replace('torch.', '')}"
+                       f"{' fa4' if fa4 else ''} returned {_name_of(outcome)}, should be {want}")
+                bad.setdefault(key, []).append(head)
     if bad:
         detail = "; ".join(f"{k} (heads {v})" for k, v in sorted(bad.items()))
         raise ctx.diverge(f"{wrong} of {points} simulated CUDA grid points differ: {detail}",
@@ -646,8 +814,8 @@ def _cuda_grid(ctx: Ctx, ex: dict) -> None:
 
 
 def _sim_check(check_id: str, doc: str, facts, override: bool | None, examples=()) -> Check:
-    return Check(check_id, doc, _backend_simulated, strategy=s_backend.simulated_queries(facts, override),
-                 needs_reference=True, examples=tuple(examples))
+    return Check(check_id, doc, _sim_probe, _backend_simulated, strategy=s_backend.simulated_queries(facts, override),
+                 needs_reference=True, examples=tuple(examples), ref_probe=_sim_ref_probe, prepare=_sim_prepare)
 
 
 def _edge(facts, head, dtype, override=None) -> dict:
@@ -677,15 +845,30 @@ def _edges():
 _EDGES = _edges()
 
 
+def _override_prepare(ctx: Ctx, ex: dict) -> dict:
+    why = adapter.refusal(ctx.function, ctx.target.forms, ex)
+    if why:
+        raise NotApplicable(why)
+    return ex
+
+
+def _with_form_check(check: Check) -> Check:
+    check.prepare = check.prepare or _override_prepare
+    return check
+
+
 BACKEND = FunctionSpec("get_vit_attn_backend", "the ViT attention backend: this machine, and simulated platforms", [
     agrees("property-default", "no override: the platform's default for any head size and dtype",
            s_backend.backend_queries(override=False)),
-    returns("case-override-supported", "an override the platform supports is honoured",
-            {"head_size": 64, "dtype": torch.float16, "attn_backend_override": "TORCH_SDPA"}, "TORCH_SDPA"),
-    raises("error-override-unsupported", "FLASH_ATTN on a CPU: ValueError naming what is accepted",
-           {"head_size": 64, "dtype": torch.float16, "attn_backend_override": "FLASH_ATTN"}, ValueError),
+    _with_form_check(returns("case-override-supported", "an override the platform supports is honoured",
+                             {"head_size": 64, "dtype": torch.float16, "attn_backend_override": "TORCH_SDPA"},
+                             "TORCH_SDPA")),
+    _with_form_check(raises("error-override-unsupported", "FLASH_ATTN on a CPU: ValueError naming what is accepted",
+                            {"head_size": 64, "dtype": torch.float16, "attn_backend_override": "FLASH_ATTN"},
+                            ValueError)),
     Check("case-env-does-not-select", "VLLM_ATTENTION_BACKEND (the decoder's setting) does not change the answer",
-          _backend_env_ignored, example={"head_size": 80, "dtype": torch.bfloat16}, needs_reference=True),
+          _env_probe, _env_ignored, example={"head_size": 80, "dtype": torch.bfloat16}, needs_reference=True,
+          ref_probe=call_probe),
     _sim_check("property-cuda-simulated", "simulated CUDA of a known capability (FA4, importable kernels), "
                "no override: the decision table", s_backend.cuda_facts(known_capability=True), False,
                _EDGES["cuda"]),
@@ -713,9 +896,10 @@ BACKEND = FunctionSpec("get_vit_attn_backend", "the ViT attention backend: this 
     _sim_check("property-cpu-override-unlisted-simulated", "vLLM's CPU and Unspecified platform classes, an "
                "unlisted override: ValueError", s_backend.cpu_facts(), "unlisted"),
     Check("case-cuda-grid", "simulated CUDA: capability 7.0-12.0 x fp16/bf16/fp32 x head sizes 16-320 x FA4, "
-          "each equal to the decision table", _cuda_grid, example={"known": True}, needs_reference=True),
+          "each equal to the decision table", _grid_probe, _cuda_grid, example={"known": True},
+          needs_reference=True, prepare=_grid_prepare),
     Check("case-cuda-grid-unknown-capability", "the same grid with the capability unknown",
-          _cuda_grid, example={"known": False}, needs_reference=True),
+          _grid_probe, _cuda_grid, example={"known": False}, needs_reference=True, prepare=_grid_prepare),
 ])
 
 
@@ -724,3 +908,9 @@ REGISTRY: list[FunctionSpec] = [
     ENCODER_INFO, BACKEND,
 ]
 BY_NAME = {spec.name: spec for spec in REGISTRY}
+
+# Refusals by the target's form apply to every check of these functions (the
+# adapter knows which inputs a release's form cannot take).
+for _spec in (RESOLVE, BACKEND):
+    for _check in _spec.checks:
+        _check.prepare = _check.prepare or _override_prepare

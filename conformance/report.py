@@ -1,5 +1,6 @@
 """The report: a table function x target, then every divergence with its
-minimal input and the one command that replays it; the same as JSON."""
+minimal input and the one command that replays it; the same as JSON
+(``conformance.results.Report``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import platform
 import time
 
 from .registry import REGISTRY
+from .results import Exit, Report, Status, TargetInfo
 
-ORDER = ("diverges", "error", "expected", "conforms", "not provided", "skipped")
+CELL_EXPECTED = "expected divergence"
 
 
 def cell(results) -> tuple[str, str]:
@@ -18,20 +20,21 @@ def cell(results) -> tuple[str, str]:
         return "-", ""
     statuses = {r.status for r in results}
     examples = sum(r.examples for r in results if r.kind == "property")
-    props = sum(1 for r in results if r.kind == "property" and r.status in ("conforms", "expected", "diverges"))
+    props = sum(1 for r in results if r.kind == "property" and r.status in (Status.CONFORMS, Status.EXPECTED,
+                                                                              Status.DIVERGES))
     counts = f"{props} prop/{examples} ex" if props else f"{len(results)} case"
-    for status in ("diverges", "error"):
+    for status in (Status.DIVERGES, Status.ERROR, Status.NOT_RUN):
         if status in statuses:
-            bad = [r.check for r in results if r.status == status]
-            return status, ", ".join(bad)
-    if statuses == {"not provided"}:
-        return "not provided", ""
-    if statuses <= {"skipped", "not provided"}:
-        return "skipped", results[0].message
-    if "expected" in statuses:
-        return "expected divergence", ", ".join(r.check for r in results if r.status == "expected")
-    skipped = sum(1 for r in results if r.status == "skipped")
-    return "conforms", counts + (f", {skipped} skipped" if skipped else "")
+            bad = [r.check for r in results if r.status is status]
+            return status.value, ", ".join(bad)
+    if statuses == {Status.NOT_PROVIDED}:
+        return Status.NOT_PROVIDED.value, ""
+    if statuses <= {Status.SKIPPED, Status.NOT_PROVIDED}:
+        return Status.SKIPPED.value, results[0].message
+    if Status.EXPECTED in statuses:
+        return CELL_EXPECTED, ", ".join(r.check for r in results if r.status is Status.EXPECTED)
+    skipped = sum(1 for r in results if r.status is Status.SKIPPED)
+    return Status.CONFORMS.value, counts + (f", {skipped} skipped" if skipped else "")
 
 
 def _grid(sess):
@@ -41,21 +44,24 @@ def _grid(sess):
         row = [spec.name]
         for target in sess.checked:
             if target.load_error:
-                row.append(("error", "bad input"))
-            elif target.skip_reason:
-                row.append(("skipped", target.skip_reason))
+                row.append((Status.ERROR.value, "bad input: does not load"))
             else:
                 row.append(cell([r for r in sess.results if r.target == target.name and r.function == spec.name]))
         rows.append(row)
     return names, rows
 
 
-def render_text(sess, config) -> str:
+def _not_run(sess):
+    done = {r.id for r in sess.results}
+    return [c for c in sess.requested if c not in done]
+
+
+def render_text(sess, config, exit_status: int | None = None) -> str:
     names, rows = _grid(sess)
     lines = []
     for target in sess.checked:
         what = target.spec + (f" (vLLM {target.release})" if target.release else "")
-        state = target.load_error or target.skip_reason or "checked"
+        state = target.load_error or "checked"
         lines.append(f"target {target.name}: {what}: {state}")
     profile = getattr(config.option, "hypothesis_profile", None) or "default"
     lines.append(f"hypothesis profile: {profile}; torch {_version('torch')}")
@@ -68,21 +74,25 @@ def render_text(sess, config) -> str:
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("")
-    diverging = [r for r in sess.results if r.status == "diverges"]
+    diverging = [r for r in sess.results if r.status is Status.DIVERGES]
     if diverging:
         lines.append(f"{len(diverging)} divergence(s):")
         for r in diverging:
-            lines.append(f"- {r.target}.{r.function}.{r.check}: {r.message}")
+            lines.append(f"- {r.id}: {r.message}")
             lines.append(f"    minimal input: {r.example}")
             lines.append(f"    replay: {r.repro}")
-    errors = [r for r in sess.results if r.status == "error"]
-    for r in errors:
-        lines.append(f"- ERROR {r.target}.{r.function}.{r.check}: {r.message}")
-    expected = [r for r in sess.results if r.status == "expected"]
+    for r in sess.results:
+        if r.status is Status.ERROR:
+            lines.append(f"- ERROR {r.id}: {r.message}")
+            if r.example:
+                lines.append(f"    input: {r.example}")
+            if r.repro:
+                lines.append(f"    replay: {r.repro}")
+    expected = [r for r in sess.results if r.status is Status.EXPECTED]
     if expected:
         lines.append(f"{len(expected)} expected divergence(s) (recorded with a reason):")
         for r in expected:
-            lines.append(f"- {r.target}.{r.function}.{r.check}: {r.message}")
+            lines.append(f"- {r.id}: {r.message}")
             lines.append(f"    reason: {r.reason}")
     strict = config.getoption("strict_expectations")
     for name, entry in sess.stale_entries():
@@ -90,6 +100,14 @@ def render_text(sess, config) -> str:
                      f"{entry.function} {entry.check} matched no divergence in this run")
     for line in sess.bad_input:
         lines.append(f"- bad input: {line}")
+    not_run = _not_run(sess)
+    if not_run:
+        lines.append(f"- INCOMPLETE: {len(not_run)} requested check(s) did not run (first: {not_run[0]})")
+    for line in sess.incomplete:
+        lines.append(f"- incomplete: {line}")
+    if exit_status is not None:
+        lines.append(f"exit status {exit_status} ({Exit(exit_status).name.lower().replace('_', ' ')})"
+                     if exit_status in tuple(Exit) else f"exit status {exit_status}")
     return "\n".join(lines) + "\n"
 
 
@@ -100,27 +118,35 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def to_json(sess, config, exit_status: int) -> dict:
+def build(sess, config, exit_status: int | None, complete: bool) -> Report:
     names, rows = _grid(sess)
-    return {
-        "tool": "vllm-vision-conformance",
-        "version": _version("vllm-vision-conformance"),
-        "python": platform.python_version(),
-        "torch": _version("torch"),
-        "transformers": _version("transformers"),
-        # wall time of the suite run (collection to the end), without env setup
-        "seconds": round(time.monotonic() - getattr(config, "_vvc_started", time.monotonic()), 1),
-        "hypothesis_profile": getattr(config.option, "hypothesis_profile", None),
-        "exit_status": exit_status,
-        "targets": [
-            {"name": t.name, "kind": t.kind, "spec": t.spec, "release": t.release,
-             "skipped": t.skip_reason, "error": t.load_error} for t in sess.checked
-        ],
-        "table": {row[0]: {name: {"status": s, "detail": d} for name, (s, d) in zip(names, row[1:])} for row in rows},
-        "checks": [r.__dict__ for r in sess.results],
-        "stale_expectations": [
-            {"target": name, "function": e.function, "check": e.check, "source": e.source}
-            for name, e in sess.stale_entries()
-        ],
-        "bad_input": list(sess.bad_input),
-    }
+    done = {r.id for r in sess.results}
+    not_run = [c for c in sess.requested if c not in done]
+    from .registry import BY_NAME
+    from .results import CheckResult
+
+    pending = []
+    for case_id in not_run:
+        target, function, check = case_id.split(".", 2)
+        pending.append(CheckResult(target, function, check, BY_NAME[function].check(check).kind))
+    return Report(
+        targets=[TargetInfo(t.name, t.kind, t.spec, t.release, t.skip_reason, t.load_error) for t in sess.checked],
+        checks=list(sess.results) + pending,
+        table={row[0]: {name: {"status": s, "detail": d} for name, (s, d) in zip(names, row[1:])} for row in rows},
+        stale_expectations=[{"target": name, "function": e.function, "check": e.check, "source": e.source}
+                            for name, e in sess.stale_entries()],
+        bad_input=list(sess.bad_input),
+        incomplete=list(sess.incomplete) + ([f"{len(not_run)} requested check(s) did not run"] if not_run and
+                                            not sess.incomplete else []),
+        complete=complete,
+        exit_status=exit_status,
+        meta={
+            "version": _version("vllm-vision-conformance"),
+            "python": platform.python_version(),
+            "torch": _version("torch"),
+            "transformers": _version("transformers"),
+            # wall time of the suite run (collection to the end), without env setup
+            "seconds": round(time.monotonic() - sess.started, 1),
+            "hypothesis_profile": getattr(config.option, "hypothesis_profile", None),
+        },
+    )

@@ -32,12 +32,13 @@ def cli(tmp_path):
 def pool_targets():
     """The reference and (when importable) vLLM, registered for rank pools; pools closed after."""
     from conformance import rankpool
-    from conformance.targets import load_reference, load_vllm
+    from conformance.targets import VLLM_MODULE, LoadError, load_in_process, load_reference
 
     found = [load_reference()]
-    vllm = load_vllm()
-    if vllm.usable:
-        found.append(vllm)
+    try:
+        found.append(load_in_process("vllm", "vllm", VLLM_MODULE))
+    except LoadError:
+        pass
     rankpool.register_targets(found)
     yield {t.name: t for t in found}
     rankpool.close_all()

@@ -55,11 +55,11 @@ def test_reference_cpu_unchanged():
 def sim():
     pytest.importorskip("vllm")
     from conformance import platforms
-    from conformance.targets import _import_vllm_vision
+    from conformance.targets import import_vllm_vision
 
     if platforms.release_group() is None:
         pytest.skip("the installed vLLM's selection table is not modelled")
-    vision = _import_vllm_vision()
+    vision = import_vllm_vision()
     with platforms.simulate(PlatformFacts("cuda", capability=(9, 0), group=platforms.release_group()), vision):
         vision.get_vit_attn_backend(64, torch.float16)  # first imports of the kernel modules
     return platforms, vision, platforms.release_group()

@@ -45,9 +45,10 @@ def test_real_group_matches_per_image_runs_on_every_rank(targets, target, world)
     want = _per_image(spec, pixels, grids)
     assert len(outcomes) == world
     for o in outcomes:
-        assert o.exc is None, o.exc
-        assert isinstance(o.value, tuple) and len(o.value) == len(grids)
-        assert all(torch.equal(a, b) for a, b in zip(o.value, want)), f"rank {o.rank}"
+        assert not o.raised, o.error
+        value = o.decoded().value
+        assert isinstance(value, tuple) and len(value) == len(grids)
+        assert all(torch.equal(a, b) for a, b in zip(value, want)), f"rank {o.rank}"
         assert len(o.gathers) == 1 and o.gathers[0] == outcomes[0].gathers[0]
     ran = sorted(grid for o in outcomes for _, gs in o.calls for grid in gs)
     assert ran == sorted(grids)  # every image ran exactly once, somewhere
@@ -69,18 +70,18 @@ def test_pool_reports_a_mismatched_gather_without_crashing_and_stays_usable(targ
         "def run_dp_sharded_vision_model(image_input, vision_model):\n"
         "    r = get_tensor_model_parallel_rank()\n"
         "    return tensor_model_parallel_all_gather(torch.zeros(r + 1), dim=0)\n", module.__dict__)
-    from conformance.targets import Target
     from conformance.adapter import documented_names
+    from conformance.targets import Loaded
 
-    rankpool.register_targets([Target("mm", "candidate", "mm", documented_names(module), module)])
+    rankpool.register_targets([Loaded("mm", "candidate", "mm", module, documented_names(module))])
     pool = rankpool.get_pool(2)
     outcomes = pool.run({"target": "mm", "function": "run_dp_sharded_vision_model",
                          "model": ModelSpec("rows", 1, 1), "args": [torch.zeros(2, 1), "<model>"]})
-    assert all(o.exc is not None and o.exc.type_name == "CollectiveMismatch" for o in outcomes)
+    assert all(o.raised and o.error.startswith("CollectiveMismatch: ") for o in outcomes), [o.error for o in outcomes]
     assert group_mod  # the reference's group module is what the candidate used
     ok = pool.run({"target": "reference", "function": "run_dp_sharded_vision_model",
                    "model": ModelSpec("rows", 1, 2, seed=1), "args": [torch.ones(3, 1), "<model>"]})
-    assert all(o.exc is None and o.value.shape == (3, 2) for o in ok)
+    assert all(not o.raised and o.decoded().value.shape == (3, 2) for o in ok)
 
 
 @pytest.mark.parametrize("fault, says", [
