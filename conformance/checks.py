@@ -30,6 +30,9 @@ from .compare import EXACT, Tolerance, diff
 from .plain import Outcome, Raised, qualified_name, short
 
 
+FAULT_SHRINKS = 6  # faults of the target's processes a check shrinks over before it stops at the last one
+
+
 class Divergence(AssertionError):
     """A target departs from the contract on one input.
 
@@ -167,6 +170,7 @@ class Ctx:
     not_applicable: int = 0
     current: str | None = None  # the example being run, formatted
     stop: bool = False  # set by a judge whose divergence ends the check at once (a group that hung)
+    faults: int = 0  # faults of the target's processes so far in this check
 
     def diverge(self, what: str, kwargs: dict | None = None) -> Divergence:
         call = format_call(self.function, kwargs) if kwargs is not None else self.current

@@ -41,7 +41,11 @@ def diff(expected: object, actual: object, path: str = "result", tol: Tolerance 
 
     ``None`` when they agree. Types are compared exactly (a tuple is not a
     list, an int is not a bool), tensors by shape, dtype, device, then values.
+    A :class:`Foreign` value (an object whose type is not plain, as a worker
+    described it) never equals anything.
     """
+    if isinstance(actual, Foreign):
+        return f"{path} is {actual.description}, but should be {_kind(expected)}"
     if isinstance(expected, torch.Tensor):
         if not isinstance(actual, torch.Tensor):
             return f"{path} is {type(actual).__name__}, but should be a torch.Tensor"

@@ -24,12 +24,11 @@ import time
 import pytest
 
 from . import profiles  # noqa: F401 - registers the Hypothesis profiles
-from .checks import Ctx, Divergence, HarnessError, NotApplicable, Unsupported, format_call, own_copy
+from .checks import FAULT_SHRINKS, Ctx, Divergence, HarnessError, NotApplicable, Unsupported, format_call, own_copy
 from .expectations import BadExpectations, Expectations, default_for_release, load as load_expectations
 from .results import CheckResult, Exit, Report, Status, check_writable, worst
 from .targets import Target
 
-FAULT_SHRINKS = 6  # deaths a check may shrink over before it stops at the last faulting input
 
 
 class _StopCheck(BaseException):
@@ -125,15 +124,16 @@ class ConformanceSession:
             for name in names:
                 if name not in known:
                     self.error(f"--targets {name!r}: no such target (known: {', '.join(sorted(known))})")
+        only = config.getoption("only")
+        self.only = {x.strip() for x in only.split(",") if x.strip()} if only else None
         if not self.fatal:
-            self.hosts = targets_mod.start(self.targets, load_timeout=self.load_timeout)
+            warm = self.only is None or any(".get_vision_encoder_info." in c for c in self.only)
+            self.hosts = targets_mod.start(self.targets, load_timeout=self.load_timeout, warm=warm)
         for target in self.targets:
             if target.load_error:
                 self.error(target.load_error)
         self._load_expectations()
         self.checked = [t for t in self.targets if t.skip_reason is None]
-        only = config.getoption("only")
-        self.only = {x.strip() for x in only.split(",") if x.strip()} if only else None
         choice = config.getoption("dp_group")
         self.dp_groups = {"sim", "gloo"} if choice == "both" else {choice}
         if self.only is not None:
@@ -357,7 +357,6 @@ class _Runner:
         self.ctx = Ctx(target, function, timeout=sess.timeout)
         self.ref_view = TargetView(sess.reference.local, function, sess.timeout)
         self.view = TargetView(target.local, function, sess.timeout) if target.local is not None else None
-        self.faults = 0
         self.fault: tuple[str, str] | None = None  # (cause, call) of the last fault
 
     def observe(self, example: dict):
@@ -372,16 +371,16 @@ class _Runner:
         try:
             reply = self.target.process.probe(self.function, self.check.id, example, self.sess.timeout)
         except WorkerFault as fault:
-            self.faults += 1
+            self.ctx.faults += 1
             self.fault = (fault.cause, self.ctx.current)
-            if fault.hung or fault.final or self.faults > FAULT_SHRINKS:
+            if fault.hung or fault.final or self.ctx.faults > FAULT_SHRINKS:
                 raise _StopCheck() from None
             raise self.ctx.diverge(fault.cause) from None
         if reply[0] == "ok" and len(reply) == 2:
             try:
                 return plain.decode(reply[1])
             except plain.Malformed as exc:
-                self.faults += 1
+                self.ctx.faults += 1
                 self.fault = (f"the worker sent a malformed reply ({exc})", self.ctx.current)
                 raise self.ctx.diverge(self.fault[0]) from None
         if reply[0] == "probe-failed" and len(reply) == 3:

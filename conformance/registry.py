@@ -28,8 +28,8 @@ from strategies import load_balance as s_lb
 from strategies import pos_ids as s_pos
 
 from . import adapter
-from .checks import (Check, Ctx, NotApplicable, Unsupported, agrees, call_probe, compare_outcomes, describe,
-                     exc_name, is_a, raises, returns)
+from .checks import (FAULT_SHRINKS, Check, Ctx, NotApplicable, Unsupported, agrees, call_probe, compare_outcomes,
+                     describe, exc_name, raises, returns)
 from .plain import Encoded, Outcome, qualified_name, short
 from hypothesis import strategies as st
 
@@ -452,7 +452,10 @@ def _rank_results(ctx: Ctx, ex: dict, group: str, got: dict) -> list[dict]:
     world = ex["world_size"]
     if group == "gloo":
         if "fault" in got:
-            ctx.stop = got.get("hung") is True  # every further example would wait out the deadline again
+            # A group that hung would wait out the deadline again on every further example,
+            # and each fault costs a new group: shrink over a few, then stop at the last.
+            ctx.faults += 1
+            ctx.stop = got.get("hung") is True or ctx.faults > FAULT_SHRINKS
             raise ctx.diverge(f"real gloo group of {world}: {got['fault']}")
         for o in got["ranks"]:
             exc = o["outcome"].exc

@@ -262,12 +262,14 @@ def plan(impls: list[str], wanted: set[str] | None = None) -> tuple[list[Target]
     return targets, errors
 
 
-def start(targets: list[Target], *, load_timeout: float) -> list:
+def start(targets: list[Target], *, load_timeout: float, warm: bool = True) -> list:
     """Load every target that is checked: the reference here, the others each in a host of its own.
 
     Hosts load in parallel; a target whose host fails, hangs past
     ``load_timeout``, exits or crashes gets ``load_error`` (its one line).
-    Returns the shared hosts (the vLLM base host), to be closed with the targets."""
+    Returns the shared hosts (the vLLM base host), to be closed with the targets.
+    ``warm``: import transformers' vision configs here first (the encoder-info
+    checks need them on both sides), so that every host starts with them."""
     from . import rankpool
     from .worker import Host, LoadFailed, TargetProcess
 
@@ -281,7 +283,8 @@ def start(targets: list[Target], *, load_timeout: float) -> list:
     if any(t.needs_vllm for t in pending):
         base = Host("vllm-base", {"preload": "vllm"})
         base.start()
-        _warm_up()  # while vLLM imports in the base host
+        if warm:
+            _warm_up()  # while vLLM imports in the base host
         try:
             base.wait_loaded(load_timeout)
         except LoadFailed as exc:
@@ -290,6 +293,8 @@ def start(targets: list[Target], *, load_timeout: float) -> list:
                     t.load_error = f"{_label(t)}: does not load: {exc}" + (
                         "; install vLLM, or leave it out with --targets" if t.kind == "vllm" else "")
             base = None
+    if warm and base is None:
+        _warm_up()
     for target in pending:
         if target.load_error:
             continue
