@@ -47,13 +47,13 @@ def make_jobs(count: int, target: str, seed: int = 0) -> list[dict]:
 def _spawned_rank(rank, world, port, target_name, job, results):
     """One rank of a group that lives for one example (a fresh interpreter)."""
     from conformance import rankpool
-    from conformance.targets import load_reference, load_vllm
+    from conformance.targets import VLLM_MODULE, load_in_process, load_reference
 
-    target = load_vllm() if target_name == "vllm" else load_reference()
+    target = load_in_process("vllm", "vllm", VLLM_MODULE) if target_name == "vllm" else load_reference()
     rankpool.register_targets([target])
     rankpool._init_group(rank, world, port, "gloo")
     payload = rankpool._execute(rank, world, job)
-    results.put((rank, "exc" not in payload))
+    results.put((rank, payload["outcome"][0] == "O"))
 
 
 def spawn_per_example(job: dict, world: int) -> float:
@@ -80,12 +80,15 @@ def main() -> int:
     args = parser.parse_args()
 
     from conformance import rankpool
-    from conformance.targets import load_reference, load_vllm
+    from conformance.targets import VLLM_MODULE, LoadError, load_in_process, load_reference
 
-    vllm = load_vllm()
-    target = "vllm" if vllm.usable else "reference"
-    rankpool.register_targets([load_reference(), vllm] if vllm.usable else [load_reference()])
-    print(f"target: {target}{' ' + vllm.release if vllm.usable else ''}; torch {torch.__version__}; "
+    try:
+        vllm = load_in_process("vllm", "vllm", VLLM_MODULE)
+    except LoadError:
+        vllm = None
+    target = "vllm" if vllm else "reference"
+    rankpool.register_targets([load_reference(), vllm] if vllm else [load_reference()])
+    print(f"target: {target}{' ' + vllm.release if vllm else ''}; torch {torch.__version__}; "
           f"{os.cpu_count()} cores; {args.examples} examples per world size")
 
     rates = {}
@@ -98,7 +101,7 @@ def main() -> int:
         t0 = time.perf_counter()
         for job in jobs:
             outcomes = pool.run(job)
-            assert all(o.exc is None for o in outcomes), [o.exc for o in outcomes]
+            assert not any(o.raised for o in outcomes), [o.error for o in outcomes]
         elapsed = time.perf_counter() - t0
         pool.close()
         rates[world] = args.examples / elapsed

@@ -21,13 +21,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterable
 
-DIVERGENT = ("diverges", "expected", "error")
+from .results import DIVERGENT as _DIVERGENT, BadReport, Status
+
+DIVERGENT = tuple(s.value for s in _DIVERGENT)
+NEW_STATUSES = (Status.DIVERGES.value, Status.ERROR.value)  # what --allow-expected still counts as new
 
 Key = tuple[str, str]  # (function, check)
-
-
-class BadReport(Exception):
-    """A report that cannot be used for gating (not a report, no such target)."""
 
 
 def pick_target(report: dict, target: str | None = None) -> str:
@@ -77,7 +76,7 @@ def new_divergences(base: dict, current: dict, *, base_target: str | None = None
     """The divergences of ``current`` whose (function, check) does not diverge in
     ``base``: the check dicts of ``current``, in its order."""
     before = divergences(base, base_target)
-    counted = ("diverges", "error") if allow_expected else DIVERGENT
+    counted = NEW_STATUSES if allow_expected else DIVERGENT
     now = divergences(current, current_target, counted)
     return {key: check for key, check in now.items() if key not in before}
 
@@ -115,6 +114,8 @@ def compare(base: dict, current: dict, *, base_target: str | None = None,
         why = target_problem(report, name)
         if why:
             problems.append(f"{which} report: {why}")
+        if report.get("complete", report.get("schema", 1) == 1) is not True:
+            problems.append(f"{which} report: the run is incomplete ({'; '.join(report.get('incomplete', [])) or 'not finished'})")
     before = divergences(base, bt)
     now = divergences(current, ct)
     new = new_divergences(base, current, base_target=bt, current_target=ct, allow_expected=allow_expected)
@@ -125,7 +126,7 @@ def compare(base: dict, current: dict, *, base_target: str | None = None,
             persisting[key] = now[key]
             if _core(now[key].get("message")) != _core(old.get("message")):
                 changed[key] = (old, now[key])
-        elif key in ran and ran[key].get("status") == "conforms":
+        elif key in ran and ran[key].get("status") == Status.CONFORMS.value:
             fixed[key] = ran[key]
         else:
             gone[key] = ran.get(key, old)

@@ -44,18 +44,12 @@ import sys
 import time
 from typing import Any
 
-from . import baseline
+from . import baseline, results
+from .results import CELL_EXPECTED, Status
 
-STATUS_WORD = {
-    "conforms": "conforms",
-    "diverges": "diverges",
-    "expected divergence": "expected divergence",
-    "not provided": "absent",
-    "skipped": "skipped",
-    "error": "error",
-    "-": "-",
-}
-WORST = ("error", "diverges", "skipped", "expected divergence", "conforms", "absent", "-")
+# the report's cell words -> the matrix's ("not provided" by a release is "absent" there)
+STATUS_WORD = {Status.NOT_PROVIDED.value: "absent"}
+FAILING = (Status.DIVERGES.value, Status.ERROR.value, Status.NOT_RUN.value)
 
 
 # ---------------------------------------------------------------- releases
@@ -101,7 +95,7 @@ def row_from_report(report: dict, *, env: str | None = None, seconds: float | No
         entry = by_target.get(target, {"status": "-", "detail": ""})
         divs = [c for c in checks if c["function"] == function and c["status"] in baseline.DIVERGENT]
         cells[function] = {
-            "status": STATUS_WORD.get(entry["status"], entry["status"]),
+            "status": STATUS_WORD.get(entry["status"], entry["status"]),  # the report's words, but "absent"
             "detail": entry.get("detail", ""),
             "divergences": [
                 {k: c.get(k) for k in ("check", "kind", "status", "message", "example", "reason", "repro")}
@@ -116,6 +110,7 @@ def row_from_report(report: dict, *, env: str | None = None, seconds: float | No
         "python": report.get("python"),
         "hypothesis_profile": report.get("hypothesis_profile"),
         "exit_status": report.get("exit_status"),
+        "complete": report.get("complete", report.get("schema", 1) == 1),
         "skipped": vt.get("skipped"),
         "error": vt.get("error"),
         "seconds": seconds,
@@ -124,7 +119,7 @@ def row_from_report(report: dict, *, env: str | None = None, seconds: float | No
         # divergences of the other targets (the reference, candidates): they fail the run too
         "other_divergences": [f"{c['target']}.{c['function']}.{c['check']}: {c.get('message')}"
                               for c in report.get("checks", [])
-                              if c.get("target") != target and c.get("status") in ("diverges", "error")],
+                              if c.get("target") != target and c.get("status") in FAILING],
         "cells": cells,
     }
     row.update(extra or {})
@@ -168,12 +163,12 @@ def cell_text(cell: dict | None) -> str:
             return f"absent until {cell['until']}"
         return "absent"
     divs = cell.get("divergences", [])
-    n_new = sum(1 for d in divs if d.get("status") in ("diverges", "error"))
-    n_exp = sum(1 for d in divs if d.get("status") == "expected")
-    if status == "diverges" and n_new:
+    n_new = sum(1 for d in divs if d.get("status") in baseline.NEW_STATUSES)
+    n_exp = sum(1 for d in divs if d.get("status") == Status.EXPECTED.value)
+    if status == Status.DIVERGES.value and n_new:
         return f"diverges ({n_new})" + (f" + {n_exp} expected" if n_exp else "")
-    if status == "expected divergence" and n_exp:
-        return f"expected divergence ({n_exp})"
+    if status == CELL_EXPECTED and n_exp:
+        return f"{CELL_EXPECTED} ({n_exp})"
     return status
 
 
@@ -187,15 +182,18 @@ def functions_of(rows: list[dict]) -> list[str]:
 
 
 def exit_status(rows: list[dict], strict: bool = False) -> int:
+    """2 a release without a report; else the worst of the releases' own exit statuses
+    (results.worst: bad input, incomplete, divergence); 1 also for a divergent cell,
+    or with ``strict`` a stale expectations entry; 0 otherwise."""
     if any(not r.get("cells") and r.get("error") for r in rows):
         return 2
-    if any(r.get("exit_status") not in (0, None) for r in rows):
-        return 1 if all(r.get("exit_status") in (0, 1, None) for r in rows) else 2
-    if any(c["status"] in ("diverges", "error") for r in rows for c in r.get("cells", {}).values()):
-        return 1
+    codes = [r.get("exit_status") for r in rows if r.get("exit_status") is not None]
+    codes += [int(results.Exit.INCOMPLETE) for r in rows if r.get("complete") is False]
+    if any(c["status"] in FAILING for r in rows for c in r.get("cells", {}).values()):
+        codes.append(int(results.Exit.DIVERGES))
     if strict and any(r.get("stale_expectations") for r in rows):
-        return 1
-    return 0
+        codes.append(int(results.Exit.DIVERGES))
+    return results.worst(codes)
 
 
 def build(rows: list[dict], strict: bool = False) -> dict:
@@ -391,8 +389,10 @@ def run_env(env: str, *, workdir: str, out: str, suite_args: list[str], tox: lis
     if not os.path.exists(report_path):
         return failed_row(env, f"no report (tox exit status {rc}; log: {log_path})", seconds,
                           _env_release(env)) | extra
-    with open(report_path, encoding="utf-8") as fh:
-        report = json.load(fh)
+    try:
+        report = results.load(report_path).to_dict()
+    except results.BadReport as exc:
+        return failed_row(env, f"unreadable report {report_path}: {exc}", seconds, _env_release(env)) | extra
     os.makedirs(os.path.join(out, "reports"), exist_ok=True)
     shutil.copy(report_path, os.path.join(out, "reports", f"{env}.json"))
     return row_from_report(report, env=env, seconds=seconds, extra=extra)
@@ -422,12 +422,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     for path in args.reports:
         try:
             with open(path, encoding="utf-8") as fh:
-                report = json.load(fh)
-        except (OSError, ValueError) as exc:
+                data = json.load(fh)
+            if isinstance(data, dict) and data.get("tool") == "vllm-vision-matrix":  # a matrix.json: its rows
+                rows.extend(data.get("releases", []))
+                continue
+            report = results.Report.from_dict(data).to_dict()
+        except (OSError, ValueError, results.BadReport) as exc:
             rows.append(failed_row(os.path.basename(path), f"unreadable report {path}: {exc}"))
-            continue
-        if report.get("tool") == "vllm-vision-matrix":  # a matrix.json: take its rows as they are
-            rows.extend(report.get("releases", []))
             continue
         m = re.search(r"(vllm-[\w.+-]+?)\.json$", os.path.basename(path))
         rows.append(row_from_report(report, env=m.group(1) if m else None))
@@ -453,11 +454,9 @@ def _finish(matrix: dict, out: str) -> int:
 
 def cmd_gate(args: argparse.Namespace) -> int:
     try:
-        with open(args.base, encoding="utf-8") as fh:
-            base = json.load(fh)
-        with open(args.current, encoding="utf-8") as fh:
-            current = json.load(fh)
-    except (OSError, ValueError) as exc:
+        base = results.load(args.base).to_dict()
+        current = results.load(args.current).to_dict()
+    except results.BadReport as exc:
         print(f"vllm-vision-matrix gate: error: {exc}", file=sys.stderr)
         return 2
     result = baseline.compare(base, current, base_target=args.base_target, current_target=args.current_target,

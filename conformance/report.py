@@ -9,9 +9,7 @@ import platform
 import time
 
 from .registry import REGISTRY
-from .results import Exit, Report, Status, TargetInfo
-
-CELL_EXPECTED = "expected divergence"
+from .results import CELL_EXPECTED, Exit, Report, Status, TargetInfo
 
 
 def cell(results) -> tuple[str, str]:

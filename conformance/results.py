@@ -36,6 +36,9 @@ class Status(str, enum.Enum):
         return self.value
 
 
+# The word of a function's cell (report table, matrix) when its divergences are all recorded.
+CELL_EXPECTED = "expected divergence"
+
 DIVERGENT = (Status.DIVERGES, Status.EXPECTED, Status.ERROR)  # what a baseline compares
 FAILING = (Status.DIVERGES,)
 INCOMPLETE = (Status.ERROR, Status.NOT_RUN)

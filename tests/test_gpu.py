@@ -41,9 +41,10 @@ def _run_all(pool, target, world, device):
             want.append(model(pixels[start:start + n], [g]))
             start += n
         for o in outcomes:
-            assert o.exc is None, f"{target}, grids {grids}, rank {o.rank}: {o.exc}"
-            assert len(o.value) == len(grids)
-            for a, b in zip(o.value, want):
+            assert not o.raised, f"{target}, grids {grids}, rank {o.rank}: {o.error}"
+            value = o.decoded().value
+            assert len(value) == len(grids)
+            for a, b in zip(value, want):
                 assert torch.allclose(a.cpu(), b, rtol=1e-5, atol=1e-5), f"{target}, grids {grids}, rank {o.rank}"
             assert all(m[2] == "cuda:0" or m[2].startswith("cuda") for m in o.gathers), o.gathers
 

@@ -19,11 +19,11 @@ TOL = {torch.float16: 2e-3, torch.bfloat16: 2e-2, torch.float32: 1e-4}
 def real():
     pytest.importorskip("vllm")
     from conformance import platforms
-    from conformance.targets import _import_vllm_vision
+    from conformance.targets import import_vllm_vision
 
     if platforms.release_group() is None:
         pytest.skip("the installed vLLM's selection table is not modelled")
-    return platforms.real_cuda_facts(), _import_vllm_vision()
+    return platforms.real_cuda_facts(), import_vllm_vision()
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
