@@ -19,7 +19,6 @@ probe, and decides whether the target's form can take it at all.
 from __future__ import annotations
 
 import builtins
-import copy
 import dataclasses
 from collections.abc import Callable
 from typing import Any
@@ -121,11 +120,6 @@ def fresh(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: fresh(v) for k, v in value.items()}
     return value
-
-
-def own_copy(example: dict) -> dict:
-    """The controller's own copy of an example (what a call on it may change stays there)."""
-    return copy.deepcopy(example)
 
 
 # ---- exceptions by name -------------------------------------------------------------

@@ -24,7 +24,7 @@ import time
 import pytest
 
 from . import profiles  # noqa: F401 - registers the Hypothesis profiles
-from .checks import FAULT_SHRINKS, Ctx, Divergence, HarnessError, NotApplicable, Unsupported, format_call, own_copy
+from .checks import FAULT_SHRINKS, Ctx, Divergence, HarnessError, NotApplicable, Unsupported, format_call, fresh
 from .expectations import BadExpectations, Expectations, default_for_release, load as load_expectations
 from .results import CheckResult, Exit, Report, Status, check_writable, worst
 from .targets import Target
@@ -185,12 +185,14 @@ class ConformanceSession:
         any_group = set(self.all_cases(self.targets, {"sim", "gloo"}))
         names = {t.name for t in self.targets}
         for case_id in sorted(self.only):
-            if case_id in possible:
+            if case_id in possible and not self.target(case_id.split(".", 1)[0]).skip_reason:
                 continue
             target = case_id.split(".", 1)[0]
             if target not in names:
                 self.error(f"--only {case_id}: no such target {target!r} (ids are TARGET.FUNCTION.CHECK, "
                            "as the report prints them)")
+            elif case_id in any_group and self.target(target).skip_reason:
+                self.error(f"--only {case_id}: target {target!r} is left out by --targets (accepted: add it there)")
             elif case_id in any_group:
                 self.error(f"--only {case_id}: a check of a group that --dp-group "
                            f"{self.config.getoption('dp_group')} leaves out (accepted: --dp-group both)")
@@ -274,11 +276,25 @@ def session(config) -> ConformanceSession:
     return existing
 
 
+SUITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "suite")
+
+
+def _runs_our_suite(config) -> bool:
+    """Whether this pytest run collects the conformance suite (the CLI, or ``--pyargs conformance.suite``)."""
+    for arg in config.args:
+        path = arg.split("::")[0]
+        if path == "conformance.suite" or path.startswith("conformance.suite.") or \
+                os.path.abspath(path).startswith(SUITE_DIR):
+            return True
+    return False
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
-    """Refuse a Hypothesis profile that does not exist before Hypothesis's own plugin loads it."""
+    """Refuse a Hypothesis profile that does not exist before Hypothesis's own plugin loads it
+    (only in a run of our suite: another project's run is left as it is)."""
     profile = getattr(config.option, "hypothesis_profile", None)
-    if profile:
+    if profile and _runs_our_suite(config):
         from hypothesis import settings
         from hypothesis.errors import InvalidArgument
 
@@ -365,7 +381,7 @@ class _Runner:
 
         if self.view is not None:  # the reference, in this process
             try:
-                return plain.roundtrip(self.check.probe(self.view, own_copy(example)))
+                return plain.roundtrip(self.check.probe(self.view, fresh(example)))
             except Exception as exc:  # noqa: BLE001 - our own probe failed on our own reference
                 raise HarnessError(f"the probe failed on the reference: {type(exc).__name__}: {exc}") from None
         try:
@@ -399,7 +415,7 @@ class _Runner:
         if self.check.ref_probe is None:
             return None
         try:
-            return plain.roundtrip(self.check.ref_probe(self.ref_view, own_copy(example)))
+            return plain.roundtrip(self.check.ref_probe(self.ref_view, fresh(example)))
         except Exception as exc:  # noqa: BLE001
             raise HarnessError(f"the reference's probe failed: {type(exc).__name__}: {exc}") from None
 

@@ -111,13 +111,27 @@ class _EngineConfig:
         raise AttributeError(f"the conformance harness' engine config has no {name!r} (this vLLM release reads it)")
 
 
+_ENGINE: "_EngineConfig | None" = None  # built once in the parent, inherited by forked ranks
+
+
+def _prepare_engine_config() -> None:
+    """Build the engine config in the parent before forking: building it imports
+    about 500 modules (vLLM's executor), which every rank would otherwise import again."""
+    global _ENGINE
+    if _ENGINE is None and "vllm" in sys.modules:
+        try:
+            _ENGINE = _EngineConfig()
+        except Exception:  # noqa: BLE001 - each rank builds its own then, and reports what fails
+            pass
+
+
 def _init_group(rank: int, world: int, port: int, backend: str) -> str:
     method = f"tcp://127.0.0.1:{port}"
     if "vllm" in sys.modules:
         from vllm.config import set_current_vllm_config
         from vllm.distributed.parallel_state import init_distributed_environment, initialize_model_parallel
 
-        with set_current_vllm_config(_EngineConfig()):
+        with set_current_vllm_config(_ENGINE or _EngineConfig()):
             init_distributed_environment(world_size=world, rank=rank, local_rank=rank,
                                          distributed_init_method=method, backend=backend)
             initialize_model_parallel(tensor_model_parallel_size=world, backend=backend)
@@ -242,6 +256,8 @@ class RankPool:
 
     # -- lifecycle --
     def start(self) -> None:
+        if self.start_method == "fork":
+            _prepare_engine_config()
         ctx = multiprocessing.get_context(self.start_method)
         port = _free_port()
         self.jobs = [ctx.Queue() for _ in range(self.world_size)]
