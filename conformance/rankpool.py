@@ -210,8 +210,9 @@ def _reload_targets(specs) -> None:
 def _rank_main(rank: int, world: int, port: int, backend: str, jobs, results, specs=None) -> None:
     import warnings
 
-    from .worker import _die_with_parent
+    from .worker import _die_with_parent, seal_inherited
 
+    seal_inherited()  # a rank holds no connection of its process to the controller or to other targets
     _die_with_parent()
     warnings.filterwarnings("ignore", category=FutureWarning)
     torch.set_num_threads(1)

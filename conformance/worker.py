@@ -80,6 +80,32 @@ def describe_exitcode(code: int | None) -> str:
 
 _LOADED: Any = None  # the host's loaded target, inherited by its workers
 _LOG_DIR: str | None = None
+# File descriptors of this process's connections to its other processes: a child
+# forked from here must not hold them (a target could otherwise write forged
+# replies into another target's connection, or keep it open past that one's death).
+_PRIVATE: set[int] = set()
+
+
+def keep_private(fd: int) -> None:
+    _PRIVATE.add(fd)
+
+
+def seal_inherited(keep: tuple[int, ...] = ()) -> None:
+    """In a freshly forked child: point every inherited private descriptor at
+    /dev/null (the number stays valid, the connection is no longer held)."""
+    if not _PRIVATE:
+        return
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for fd in list(_PRIVATE):
+            if fd not in keep:
+                try:
+                    os.dup2(null, fd)
+                except OSError:
+                    pass
+    finally:
+        os.close(null)
+    _PRIVATE.clear()
 
 
 def _die_with_parent() -> None:
@@ -91,7 +117,9 @@ def _die_with_parent() -> None:
             pass
 
 
-def _become_child(log_path: str, parent: int) -> None:
+def _become_child(log_path: str, parent: int, conn) -> None:
+    seal_inherited(keep=(conn.fileno(),))
+    keep_private(conn.fileno())  # and this process's children must not hold it either
     try:
         os.setpgid(0, 0)
     except OSError:
@@ -128,7 +156,7 @@ def _send(conn, message: Any) -> None:
 def _child_main(conn, role: str, payload: Any, log_path: str, parent: int) -> None:
     code = 0
     try:
-        _become_child(log_path, parent)
+        _become_child(log_path, parent, conn)
         if role == "host":
             _host_main(conn, payload, log_path)
         else:
@@ -175,6 +203,7 @@ def _host_main(conn, payload: dict, log_path: str) -> None:
         if kind == "spawn":
             _, role, child_payload, child_log = message
             parent_end, child_end = CTX.Pipe()
+            keep_private(parent_end.fileno())
             proc = CTX.Process(target=_child_main, args=(child_end, role, child_payload, child_log, me))
             proc.start()
             child_end.close()
@@ -182,6 +211,7 @@ def _host_main(conn, payload: dict, log_path: str) -> None:
             _send(conn, ("spawned", proc.pid))
             with socket.socket(fileno=os.dup(conn.fileno())) as sock:
                 socket.send_fds(sock, [b"F"], [parent_end.fileno()])
+            _PRIVATE.discard(parent_end.fileno())
             parent_end.close()
         elif kind == "reap":
             _, pid, grace = message
@@ -336,6 +366,7 @@ class _Proc:
 
     def reap(self, grace: float) -> int | None:
         try:
+            _PRIVATE.discard(self.conn.fileno())
             self.conn.close()
         except OSError:
             pass
@@ -351,6 +382,7 @@ class _Proc:
 
 def _spawn_local(role: str, payload: Any, log_path: str) -> _Proc:
     parent_end, child_end = CTX.Pipe()
+    keep_private(parent_end.fileno())
     proc = CTX.Process(target=_child_main, args=(child_end, role, payload, log_path, os.getpid()))
     proc.start()
     child_end.close()
@@ -435,6 +467,7 @@ class Host:
         if len(fds) != 1:
             self.close(0)
             raise EOFError(f"the {self.label} host did not hand over its child's connection")
+        keep_private(fds[0])
         return _Proc(reply[1], mpc.Connection(fds[0]), log_path, host=self)
 
     def reap(self, pid: int, grace: float) -> int | None:

@@ -39,6 +39,7 @@ AT_CALL = {
     "closes_stdout": ("get_load_balance_assignment", "is list, but should be tuple"),
     "rank_segfault": ("run_dp_sharded_vision_model", "rank 1 was killed by signal 11 (SIGSEGV)"),
     "changes_defaults": ("get_load_balance_assignment", "is list, but should be tuple"),
+    "scribbles_fds": ("get_load_balance_assignment", "the worker sent a malformed reply"),
     "control_flow": ("get_load_balance_assignment", "raised GeneratorExit"),
 }
 # the other functions of control_flow.py, each raising another kind of control flow
