@@ -188,6 +188,21 @@ def compare_outcomes(ctx: Ctx, expected: Outcome, actual: Outcome, kwargs: dict,
         raise ctx.diverge(found, kwargs)
 
 
+def both_returned(ctx: Ctx, want: Outcome, got: Outcome, kwargs: dict, returned: str) -> bool:
+    """For a call whose result is an object the probe examines further (a selector,
+    an encoder info): True when both returned one; False when both raised alike;
+    a divergence otherwise. ``returned`` says what the result is ("a selector")."""
+    if want.exc is None and got.exc is None:
+        return True
+    if want.exc is None:
+        raise ctx.diverge(f"{describe(got)}, but should return {returned}", kwargs)
+    if got.exc is None:
+        raise ctx.diverge(f"returned {returned}, but should raise {exc_name(want.exc)} "
+                          f"(contract: {want.exc.message})", kwargs)
+    compare_outcomes(ctx, want, got, kwargs)
+    return False
+
+
 # ---- generic probes and check builders ------------------------------------------------
 
 def call_probe(view, ex: dict) -> Outcome:

@@ -55,11 +55,6 @@ class Outcome:
     value: Any = None
     exc: Any = None
 
-    def describe(self) -> str:
-        if self.exc is not None:
-            return f"raised {describe_raised(self.exc)}"
-        return f"returned {short(self.value)}"
-
 
 @dataclasses.dataclass(frozen=True)
 class Raised:
@@ -91,15 +86,20 @@ class Foreign:
         return f"<{self.description}>"
 
 
+_NO_VALUE = "<not plain>"
+
+
 @dataclasses.dataclass(frozen=True)
 class EnumValue:
-    """An enum member, by class and member name."""
+    """An enum member, by class and member name (and its value, when that is plain)."""
 
     cls: str
     name: str
+    value: Any = _NO_VALUE
 
-    def __repr__(self) -> str:
-        return f"{self.cls.rpartition('.')[2]}.{self.name}"
+    def __repr__(self) -> str:  # as enum.Enum's own repr
+        cls = self.cls.rpartition(".")[2]
+        return f"<{cls}.{self.name}>" if self.value is _NO_VALUE else f"<{cls}.{self.name}: {self.value!r}>"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,15 +107,6 @@ class Encoded:
     """A subtree already encoded (by a rank process): passed on as it is."""
 
     wire: Any
-
-
-def describe_raised(exc: Any) -> str:
-    if isinstance(exc, Raised):
-        name, message = exc.short_name, exc.message
-    else:
-        name, message = type(exc).__name__, str(exc)
-    first = message.splitlines()[0] if message else ""
-    return f"{name}: {first}"
 
 
 def short(value: Any, limit: int = 120) -> str:
@@ -252,9 +243,10 @@ def encode(value: Any, _depth: int = 0, _budget: _Budget | None = None) -> Any:
         if cls is torch.Size:
             return ("N", tuple(int(d) for d in value))
         if enum.Enum in _mro(cls):
-            name = value.__dict__.get("_name_") if type(value.__dict__) is dict else None
+            fields = value.__dict__ if type(value.__dict__) is dict else {}
+            name, member = fields.get("_name_"), fields.get("_value_")
             if type(name) is str:
-                return ("E", qualified_name(cls), name)
+                return ("E", qualified_name(cls), name, member if type(member) in _SCALARS else _NO_VALUE)
         return _foreign(value)
     except BaseException as exc:  # noqa: BLE001 - examining the value failed: it is not plain
         return _foreign(value, f"examining it raised {qualified_name(type(exc))}")
@@ -402,8 +394,10 @@ def decode(wire: Any, _depth: int = 0) -> Any:
             (dims,) = rest
             return torch.Size(tuple(d for d in _tuple(dims) if type(d) is int))
         if tag == "E":
-            cls_name, name = rest
-            return EnumValue(_str(cls_name), _str(name))
+            cls_name, name, member = rest
+            if type(member) not in _SCALARS:
+                raise Malformed("an enum value that is not plain")
+            return EnumValue(_str(cls_name), _str(name), member)
         if tag == "F":
             (text,) = rest
             return Foreign(_str(text))

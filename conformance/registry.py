@@ -28,8 +28,8 @@ from strategies import load_balance as s_lb
 from strategies import pos_ids as s_pos
 
 from . import adapter
-from .checks import (FAULT_SHRINKS, Check, Ctx, NotApplicable, Unsupported, agrees, call_probe, compare_outcomes,
-                     describe, exc_name, raises, returns)
+from .checks import (FAULT_SHRINKS, Check, Ctx, NotApplicable, Unsupported, agrees, both_returned, call_probe,
+                     compare_outcomes, describe, exc_name, raises, returns)
 from .plain import Encoded, Outcome, qualified_name, short
 from hypothesis import strategies as st
 
@@ -148,22 +148,9 @@ def _selector_probe(view, ex: dict) -> dict:
     return out
 
 
-def _selector_outcome(ctx: Ctx, want: Outcome, got: Outcome, kwargs: dict) -> bool:
-    """Compare whether both returned a selector or raised alike; True when both returned one."""
-    if want.exc is None and got.exc is None:
-        return True
-    if want.exc is None:
-        raise ctx.diverge(f"{describe(got)}, but should return a selector", kwargs)
-    if got.exc is None:
-        raise ctx.diverge(f"returned a selector, but should raise {exc_name(want.exc)} "
-                          f"(contract: {want.exc.message})", kwargs)
-    compare_outcomes(ctx, want, got, kwargs)
-    return False
-
-
 def _selector_agrees(ctx: Ctx, ex: dict, got: dict, want: dict) -> None:
     kwargs = {"strategy": ex["strategy"]}
-    if not _selector_outcome(ctx, want["selector"], got["selector"], kwargs):
+    if not both_returned(ctx, want["selector"], got["selector"], kwargs, "a selector"):
         return
     if callable(ex["strategy"]) and got.get("same") is not True:
         raise ctx.diverge("a callable strategy must be returned unchanged (the same object)", kwargs)
@@ -592,21 +579,8 @@ def _info_probe(view, ex: dict) -> dict:
     ]}
 
 
-def _info_outcome(ctx: Ctx, want: Outcome, got: Outcome, ex: dict) -> bool:
-    """Both returned an encoder info (True), or both raised alike (False)."""
-    if want.exc is None and got.exc is None:
-        return True
-    if want.exc is None:
-        raise ctx.diverge(f"{describe(got)}, but should return an encoder info", ex)
-    if got.exc is None:
-        raise ctx.diverge(f"returned an encoder info, but should raise {exc_name(want.exc)} "
-                          f"(contract: {want.exc.message})", ex)
-    compare_outcomes(ctx, want, got, ex)
-    return False
-
-
 def _info_agrees(ctx: Ctx, ex: dict, got: dict, want: dict) -> None:
-    if not _info_outcome(ctx, want["info"], got["info"], ex):
+    if not both_returned(ctx, want["info"], got["info"], ex, "an encoder info"):
         return
     for label, w, g in zip(ANSWERS, want["answers"], got["answers"]):
         compare_outcomes(ctx, w, g, ex, path=label)
