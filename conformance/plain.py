@@ -16,7 +16,7 @@ malformed reply is refused (:class:`Malformed`), never half-trusted.
 Wire nodes: scalars as they are; ``("L", items)`` list, ``("T", items)`` tuple,
 ``("D", ((key, value), ...))`` dict with str keys, ``("X", dtype, shape, device,
 bytes | None)`` tensor, ``("Z", dtype)``, ``("V", device)``, ``("N", dims)``
-torch.Size, ``("E", enum class, member)``, ``("F", description)`` foreign,
+torch.Size, ``("E", enum class, member, value)``, ``("F", description)`` foreign,
 ``("O", value)`` an outcome that returned, ``("R", type, mro, message, notes)``
 an outcome that raised.
 """
