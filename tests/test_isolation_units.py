@@ -159,3 +159,16 @@ def test_a_worker_is_replaced_after_it_dies(tmp_path):
         assert plain.decode(reply[1]).value == ([], [0, 0], [0, 0]) and proc.restarts == 1
     finally:
         proc.close()
+
+
+def test_enum_members_keep_their_own_repr():
+    """Expectations quote vLLM's enum repr (<AttentionBackendEnum.FLASH_ATTN: '...'>): it must survive the crossing."""
+    import enum
+
+    class Backend(enum.Enum):
+        FLASH_ATTN = "vllm.v1.attention.backends.flash_attn.FlashAttentionBackend"
+        ODD = object()
+
+    assert repr(plain.roundtrip(Backend.FLASH_ATTN)) == repr(Backend.FLASH_ATTN)
+    assert repr(plain.roundtrip(Backend.ODD)) == "<Backend.ODD>"
+    assert plain.roundtrip(Backend.FLASH_ATTN).name == "FLASH_ATTN"
