@@ -258,6 +258,7 @@ class TargetView:
         self.name = target.name
         self.module = target.module
         self._tick = tick
+        self._calls = 0
 
     def fn(self, name: str):
         return self.target.names.get(name)
@@ -266,8 +267,11 @@ class TargetView:
         return name in self.target.names
 
     def announce(self) -> None:
-        if self._tick is not None:
+        """A call of the target starts now. The controller's deadline runs from when it
+        sent the probe, which covers the first call; each later one restarts it."""
+        if self._tick is not None and self._calls:
             self._tick(None)
+        self._calls += 1
 
     def allow(self, seconds: float) -> None:
         if self._tick is not None:
