@@ -223,7 +223,13 @@ def test_gate_fails_only_on_the_new_divergence_of_a_pr(vision_copies, copy_alone
     base_json = tmp_path / "base.json"
     base_json.write_text(json.dumps(base))
     # The PR's run lists every divergence (--ignore-expectations): the base decides what is new.
-    pr_status, pr, out = cli("--impl", f"main={path}", "--targets", "main", "--dp-group", "sim",
+    # It runs the broken function and three whose divergences the base already has.
+    from conformance.registry import BY_NAME
+
+    functions = ("get_num_selected_vision_tokens", "get_load_balance_assignment", "resolve_visual_encoder_outputs",
+                 "get_vision_encoder_info")
+    only = ",".join(f"main.{f}.{c.id}" for f in functions for c in BY_NAME[f].checks)
+    pr_status, pr, out = cli("--impl", f"main={path}", "--targets", "main", "--only", only,
                              "--ignore-expectations", "--baseline", str(base_json), "--baseline-target", "copy")
     assert pr_status == 1 and pr is not None, out[-3000:]
     assert _new_section_functions(out) == {"get_num_selected_vision_tokens"}, out[-3000:]
