@@ -605,21 +605,6 @@ def _hf(config_name, **kw):
     return build
 
 
-def _grid_length_probe(view, ex: dict) -> dict:
-    got = view.call(view.function, {"hf_config": ex["hf_config"]})
-    if got.exc is not None:
-        return {"info": got}
-    info = got.value
-    return {"info": Outcome(value=None), "grid": view.invoke(lambda: info.get_patch_grid_length())}
-
-
-def _clip_indivisible(ctx: Ctx, ex: dict, got: dict, _) -> None:
-    if got["info"].exc is not None:
-        return compare_outcomes(ctx, Outcome(exc=ValueError()), got["info"], ex)
-    compare_outcomes(ctx, Outcome(exc=ValueError("image_size not a multiple of patch_size")),
-                     got["grid"], ex, path="get_patch_grid_length()")
-
-
 ENCODER_INFO = FunctionSpec("get_vision_encoder_info", "CLIP / SigLIP / Pixtral token geometry", [
     Check("property-agrees", "the four answers equal the reference's for drawn configs and image sizes",
           _info_probe, _info_agrees, strategy=s_info.encoder_info_problems(), needs_reference=True,
@@ -643,9 +628,11 @@ ENCODER_INFO = FunctionSpec("get_vision_encoder_info", "CLIP / SigLIP / Pixtral 
                            "image_width": 100, "image_height": 50}),
     raises("error-unsupported-config", "a ViT config is not supported: NotImplementedError",
            lambda: {"hf_config": _hf("ViTConfig")()}, NotImplementedError),
-    Check("error-clip-indivisible", "CLIP with image_size 225, patch 14: ValueError from the grid length",
-          _grid_length_probe, _clip_indivisible,
-          example=lambda: {"hf_config": _hf("CLIPVisionConfig", image_size=225, patch_size=14)()}),
+    Check("case-clip-indivisible", "CLIP 225/14 (not a multiple): the grid floors to 16, 257 tokens, as in "
+          "transformers' CLIPVisionEmbeddings",
+          _info_probe, _info_case([225, 14, 16, 257]),
+          example=lambda: {"hf_config": _hf("CLIPVisionConfig", image_size=225, patch_size=14)(),
+                           "image_width": 640, "image_height": 480}),
 ])
 
 

@@ -77,6 +77,9 @@ class CheckResult:
     examples: int = 0
     reason: str | None = None  # an expected divergence's recorded reason
     repro: str | None = None  # the command that replays it
+    # How many of the drawn inputs fell in each boundary class the strategies
+    # announce with hypothesis.event() (properties only).
+    events: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def id(self) -> str:

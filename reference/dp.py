@@ -69,7 +69,9 @@ def run_dp_sharded_mrope_vision_model(
     Qwen2.5-VL) or an int64 tensor (``"rope_2d"``, e.g. Kimi-VL) and returns
     ``patches / r`` embeddings per image, where ``r`` is
     ``spatial_merge_size ** 2`` (rope_3d) or the product of
-    ``merge_kernel_size`` (rope_2d); a rope_2d model's output is
+    ``merge_kernel_size`` (rope_2d), floored when an image's patch count is
+    not a multiple of ``r`` (vLLM's own tests and its docstring example use
+    such grids: ``[1, 50]`` with merge 2 gives 12 tokens); a rope_2d model's output is
     ``[tokens, r, hidden]`` (or a list of such tensors).
 
     Contract: every rank returns a tuple with one tensor per image, in the
@@ -84,17 +86,11 @@ def run_dp_sharded_mrope_vision_model(
     carries the rank's output dtype, so a rank without images learns the
     dtype from its peers in the same collective.
 
-    Preconditions: ``rope_type`` is ``"rope_3d"`` or ``"rope_2d"`` and each
-    image's patch count is a multiple of ``r`` (otherwise ``ValueError``).
+    Precondition: ``rope_type`` is ``"rope_3d"`` or ``"rope_2d"`` (otherwise
+    ``ValueError``).
     """
     reduction = _reduction(vision_model, rope_type)
     patches = [math.prod(grid) for grid in grid_thw_list]
-    uneven = [p for p in patches if p % reduction]
-    if uneven:
-        raise ValueError(
-            f"an image has {uneven[0]} patches, not a multiple of the merge "
-            f"factor {reduction}"
-        )
     tokens = [p // reduction for p in patches]
     starts = [0]
     for p in patches:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 
@@ -37,16 +38,15 @@ class VisionEncoderInfo:
 
 class CLIPEncoderInfo(VisionEncoderInfo):
     """CLIP resizes every image to ``image_size``: ``grid ** 2`` patches plus
-    the class token, whatever the image's size. ``image_size`` must be a
-    multiple of ``patch_size`` (else ``ValueError``)."""
+    the class token, whatever the image's size, with
+    ``grid = image_size // patch_size``.
 
-    def get_patch_grid_length(self) -> int:
-        image, patch = self.get_image_size(), self.get_patch_size()
-        if image % patch:
-            raise ValueError(
-                f"CLIP image_size={image} is not a multiple of patch_size={patch}"
-            )
-        return image // patch
+    When ``image_size`` is not a multiple of ``patch_size`` the grid is
+    floored, as in SigLIP: transformers' ``CLIPVisionEmbeddings`` builds
+    ``(image_size // patch_size) ** 2 + 1`` position embeddings and its
+    stride-``patch_size`` convolution returns that many rows (a 30/7 model
+    gives 17 tokens), so that is the number of tokens the encoder really
+    yields. Refusing such a config would reject a model transformers runs."""
 
     def get_num_image_tokens(self, *, image_width: int, image_height: int) -> int:
         return self.get_patch_grid_length() ** 2 + 1
@@ -64,9 +64,18 @@ class PixtralHFEncoderInfo(VisionEncoderInfo):
     """Pixtral keeps the aspect ratio. The token side is
     ``patch_size * spatial_merge_size`` (``spatial_merge_size`` read from the
     top-level config, 1 when absent). An image whose larger side exceeds
-    ``image_size`` is first scaled down so that side equals ``image_size``
-    (each side ``floor(side * image_size / larger_side)``); then it takes
-    ``ceil(height / p) * ceil(width / p)`` tokens."""
+    ``image_size`` is first scaled down, in floating point as transformers'
+    ``PixtralImageProcessor`` does: ``ratio = max(width / image_size,
+    height / image_size)`` (Python floats) and, when ``ratio > 1``, each side
+    becomes ``floor(side / ratio)``. Then it takes
+    ``ceil(height / p) * ceil(width / p)`` tokens.
+
+    The float arithmetic is the contract on purpose: it is what the processor
+    that prepares the pixels computes, so it is the number of rows the encoder
+    really returns. Exact integer scaling (``side * image_size // larger``)
+    differs on some sizes (e.g. 1540/14 with merge 2 and a 1971x2044 image:
+    2915 tokens in transformers, 2970 exactly), because ``larger / ratio`` can
+    fall just below ``image_size``."""
 
     def get_patch_size(self) -> int:
         merge = getattr(self.hf_config, "spatial_merge_size", 1)
@@ -74,10 +83,10 @@ class PixtralHFEncoderInfo(VisionEncoderInfo):
 
     def get_num_image_tokens(self, *, image_width: int, image_height: int) -> int:
         limit, patch = self.get_image_size(), self.get_patch_size()
-        larger = max(image_width, image_height)
-        if larger > limit:
-            image_width = image_width * limit // larger
-            image_height = image_height * limit // larger
+        ratio = max(image_width / limit, image_height / limit)
+        if ratio > 1:
+            image_width = math.floor(image_width / ratio)
+            image_height = math.floor(image_height / ratio)
         return -(-image_height // patch) * -(-image_width // patch)
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
-from hypothesis import strategies as st
+from hypothesis import event, strategies as st
+from hypothesis.errors import InvalidArgument
 
 from ._budget import MAX_ELEMENTS, MAX_IMAGES, MAX_RANKS
 
@@ -84,6 +85,16 @@ class _SpecModel(torch.nn.Module):
         rows = [math.prod(int(v) for v in grid) // self.spec.reduction for grid in grids]
         return torch.cat([torch.arange(n) for n in rows]) if rows else torch.zeros(0)
 
+    def _merged_patches(self, x: torch.Tensor, grid_list) -> torch.Tensor:
+        """Each image's patches, its last ``patches % r`` dropped, as vLLM's
+        own test model does (``patches // r`` tokens an image)."""
+        r, start, kept = self.spec.reduction, 0, []
+        for grid in grid_list:
+            n = math.prod(int(v) for v in grid)
+            kept.append(x[start : start + n // r * r])
+            start += n
+        return torch.cat(kept) if kept else x[:0]
+
     def forward(self, pixels: torch.Tensor, grids=None):
         out = self._forward(pixels, grids)
         if self.spec.output_dtype is None:
@@ -101,6 +112,7 @@ class _SpecModel(torch.nn.Module):
             return self.proj(x.reshape(x.shape[0], spec.in_dim))
         grid_list = grids.tolist() if isinstance(grids, torch.Tensor) else list(grids)
         pos = self._positions(grid_list).to(x.dtype)
+        x = self._merged_patches(x, grid_list)
         if spec.kind == "rope_3d":
             out = self.proj(x.reshape(-1, spec.in_dim * spec.reduction))
             return out + pos[:, None]
@@ -150,25 +162,35 @@ def plain_dp_problems(draw, max_ranks: int = MAX_RANKS) -> dict:
 @st.composite
 def grid_lists(draw, rope_type: str = "rope_3d", merge: tuple[int, int] = (2, 2), max_images: int = MAX_IMAGES,
                max_patches: int = MAX_ELEMENTS // 4) -> list[list[int]]:
-    """Grid lists: ``[t, h, w]`` (``rope_3d``, ``h`` and ``w`` multiples of
-    the merge size) or ``[h, w]`` (``rope_2d``, multiples of the kernel);
-    empty lists, one image, equal sizes and mixed sizes."""
+    """Grid lists: ``[t, h, w]`` (``rope_3d``) or ``[h, w]`` (``rope_2d``);
+    empty lists, one image, equal sizes and mixed sizes. Sides are mostly
+    multiples of the merge size (or kernel); with ``uneven`` lists (drawn
+    about one time in four) any side from 1, so that an image's patch count
+    need not be a multiple of the merge factor (even smaller than it: no
+    token at all)."""
+    if rope_type not in ("rope_3d", "rope_2d"):
+        raise InvalidArgument(f"grid_lists(rope_type={rope_type!r}): accepted 'rope_3d' or 'rope_2d'")
     kh, kw = merge
     count = draw(st.integers(0, max_images))
     equal = draw(st.booleans())
+    uneven = draw(st.integers(0, 3)) == 0
     grids: list[list[int]] = []
     total = 0
     for _ in range(count):
         if equal and grids:
             grid = list(grids[0])
         else:
-            h = kh * draw(st.integers(1, 4))
-            w = kw * draw(st.integers(1, 4))
+            if uneven:
+                h, w = draw(st.integers(1, 4 * kh)), draw(st.integers(1, 4 * kw))
+            else:
+                h, w = kh * draw(st.integers(1, 4)), kw * draw(st.integers(1, 4))
             grid = [draw(st.integers(1, 2)), h, w] if rope_type == "rope_3d" else [h, w]
         if total + math.prod(grid) > max_patches:
             break
         total += math.prod(grid)
         grids.append(grid)
+    if any(math.prod(g) % (kh * kw) for g in grids):
+        event("grid: a patch count not a multiple of the merge factor")
     return grids
 
 

@@ -1,35 +1,82 @@
 """Strategies for ``get_vision_encoder_info``: CLIP, SigLIP and Pixtral configs
-(the transformers classes) and image sizes."""
+(the transformers classes) and image sizes.
+
+Boundary classes, each drawn on purpose and announced with
+:func:`hypothesis.event` (``--hypothesis-show-statistics`` lists them):
+
+* the geometries of real models (CLIP-L/336, SigLIP-so400m/384, Pixtral-12B,
+  Mistral-Small-3.1);
+* CLIP image sizes that are not a multiple of the patch size;
+* Pixtral images whose larger side is exactly ``image_size`` or one above;
+* Pixtral sizes where the processor's floating-point downscale and exact
+  integer scaling part (in the resized size, and in the token count).
+"""
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
-from hypothesis import strategies as st
+from hypothesis import event, strategies as st
+from hypothesis.errors import InvalidArgument
 
 PATCH_SIZES = (8, 14, 16, 32)
+FAMILIES = ("clip", "siglip", "pixtral")
+MAX_SIDE = 5000
+
+# name: (family, image_size, patch_size, spatial_merge_size or None)
+REAL_GEOMETRIES = {
+    "CLIP-L/336": ("clip", 336, 14, None),
+    "SigLIP-so400m/384": ("siglip", 384, 14, None),
+    "Pixtral-12B": ("pixtral", 1024, 16, None),
+    "Mistral-Small-3.1": ("pixtral", 1540, 14, 2),
+}
+
+
+def _config(family: str, image_size: int, patch_size: int):
+    from transformers import CLIPVisionConfig, PixtralVisionConfig, SiglipVisionConfig
+
+    cls = {"clip": CLIPVisionConfig, "siglip": SiglipVisionConfig, "pixtral": PixtralVisionConfig}[family]
+    return cls(image_size=image_size, patch_size=patch_size)
 
 
 @st.composite
 def vision_configs(draw, family: str | None = None):
-    """A transformers vision config of ``family`` ("clip", "siglip",
-    "pixtral"; drawn when None). CLIP image sizes are multiples of the patch
-    size (the encoder's precondition); SigLIP and Pixtral ones need not be."""
-    from transformers import CLIPVisionConfig, PixtralVisionConfig, SiglipVisionConfig
-
-    family = family or draw(st.sampled_from(["clip", "siglip", "pixtral"]))
+    """A transformers vision config of ``family`` (one of ``FAMILIES``; drawn
+    when None). CLIP image sizes are mostly multiples of the patch size, and
+    sometimes not (the grid floors); SigLIP and Pixtral ones are any size
+    from one patch."""
+    if family is not None and family not in FAMILIES:
+        raise InvalidArgument(f"vision_configs(family={family!r}): accepted None or one of {FAMILIES}")
+    family = family or draw(st.sampled_from(FAMILIES))
     patch = draw(st.sampled_from(PATCH_SIZES))
     if family == "clip":
-        return CLIPVisionConfig(image_size=patch * draw(st.integers(1, 48)), patch_size=patch)
+        size = patch * draw(st.integers(1, 48))
+        if draw(st.integers(0, 3)) == 0:
+            size += draw(st.integers(1, patch - 1))
+            event("encoder: CLIP image_size not a multiple of patch_size")
+        return _config("clip", size, patch)
     if family == "siglip":
-        return SiglipVisionConfig(image_size=draw(st.integers(patch, 1024)), patch_size=patch)
-    return PixtralVisionConfig(image_size=draw(st.integers(patch, 2048)), patch_size=patch)
+        return _config("siglip", draw(st.integers(patch, 1024)), patch)
+    return _config("pixtral", draw(st.integers(patch, 2048)), patch)
 
 
 @st.composite
 def hf_configs(draw, family: str | None = None):
     """A top-level config: ``vision_config`` and, for Pixtral sometimes, a
-    ``spatial_merge_size`` (as Mistral3 has)."""
+    ``spatial_merge_size`` (as Mistral3 has); now and then a real model's
+    geometry."""
+    if family is not None and family not in FAMILIES:
+        raise InvalidArgument(f"hf_configs(family={family!r}): accepted None or one of {FAMILIES}")
+    real = [name for name, geometry in REAL_GEOMETRIES.items() if family in (None, geometry[0])]
+    if draw(st.integers(0, 4)) == 0:
+        name = draw(st.sampled_from(real))
+        fam, size, patch, merge = REAL_GEOMETRIES[name]
+        event(f"encoder: real geometry {name}")
+        top = SimpleNamespace(vision_config=_config(fam, size, patch))
+        if merge is not None:
+            top.spatial_merge_size = merge
+        return top
     vision = draw(vision_configs(family))
     top = SimpleNamespace(vision_config=vision)
     if type(vision).__name__ == "PixtralVisionConfig" and draw(st.booleans()):
@@ -39,10 +86,64 @@ def hf_configs(draw, family: str | None = None):
 
 def image_dims() -> st.SearchStrategy[tuple[int, int]]:
     """``(width, height)`` from 1 pixel to well above any encoder's image size."""
-    return st.tuples(st.integers(1, 5000), st.integers(1, 5000))
+    return st.tuples(st.integers(1, MAX_SIDE), st.integers(1, MAX_SIDE))
+
+
+def exact_downscale(width: int, height: int, limit: int) -> tuple[int, int]:
+    """Exact integer scaling of the larger side to ``limit`` (not the contract:
+    the strategy's foil, to find where float arithmetic differs from it)."""
+    larger = max(width, height)
+    return (width * limit // larger, height * limit // larger) if larger > limit else (width, height)
+
+
+def float_downscale(width: int, height: int, limit: int) -> tuple[int, int]:
+    """transformers' ``PixtralImageProcessor`` downscale (ground truth)."""
+    ratio = max(width / limit, height / limit)
+    return (math.floor(width / ratio), math.floor(height / ratio)) if ratio > 1 else (width, height)
+
+
+def _tokens(size: tuple[int, int], patch: int) -> int:
+    return -(-size[0] // patch) * -(-size[1] // patch)
+
+
+@st.composite
+def _pixtral_dims(draw, limit: int, patch: int) -> tuple[int, int]:
+    """Sizes at Pixtral's downscale boundaries: larger side ``limit`` or
+    ``limit + 1``, or sizes where the float downscale parts from exact scaling."""
+    kind = draw(st.sampled_from(["at-limit", "above-limit", "float-parts"]))
+    if kind != "float-parts" or limit + 1 > MAX_SIDE:
+        larger = limit if kind == "at-limit" else min(limit + 1, MAX_SIDE)
+        other = draw(st.integers(1, larger))
+        event("encoder: Pixtral larger side == image_size" + ("" if larger == limit else " + 1"))
+        return (larger, other) if draw(st.booleans()) else (other, larger)
+    larger = draw(st.integers(limit + 1, MAX_SIDE))
+    start = draw(st.integers(1, larger))
+    wide = draw(st.booleans())
+    size_only = None
+    for step in range(larger):  # the first size at or after `start` where they part
+        other = (start - 1 + step) % larger + 1
+        dims = (larger, other) if wide else (other, larger)
+        exact, ieee = exact_downscale(*dims, limit), float_downscale(*dims, limit)
+        if exact != ieee:
+            if _tokens(exact, patch) != _tokens(ieee, patch):
+                event("encoder: Pixtral float and exact downscale differ in tokens")
+                return dims
+            size_only = size_only or dims
+            if step > 256:
+                break
+    if size_only is not None:
+        event("encoder: Pixtral float and exact downscale differ in size only")
+        return size_only
+    return (larger, start) if wide else (start, larger)
 
 
 @st.composite
 def encoder_info_problems(draw) -> dict:
-    width, height = draw(image_dims())
-    return {"hf_config": draw(hf_configs()), "image_width": width, "image_height": height}
+    hf_config = draw(hf_configs())
+    vision = hf_config.vision_config
+    if type(vision).__name__ == "PixtralVisionConfig" and draw(st.booleans()):
+        patch = vision.patch_size * getattr(hf_config, "spatial_merge_size", 1)
+        width, height = draw(_pixtral_dims(vision.image_size, patch))
+    else:
+        width, height = draw(image_dims())
+    return {"hf_config": hf_config, "image_width": width, "image_height": height}
