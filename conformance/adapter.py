@@ -35,9 +35,14 @@ def _params(fn: Callable) -> dict[str, inspect.Parameter]:
 
 
 def resolve_form(fn: Callable) -> str:
-    """``documented``, or ``feature_sample_layers`` (<= 0.11.0: no feature_select_strategy)."""
+    """``documented``; ``no-last-hs-proc`` (0.11.1 - 0.14.x: the documented
+    form without ``last_hs_proc``); or ``feature_sample_layers`` (<= 0.11.0:
+    no feature_select_strategy, no last_hs_proc either)."""
     params = _params(fn)
     if "select_layers" in params or not params or "feature_sample_layers" not in params:
+        if params and "last_hs_proc" not in params and not any(
+                p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return "no-last-hs-proc"
         return "documented"
     return "feature_sample_layers"
 
@@ -77,6 +82,9 @@ def refusal(function: str, target_forms: dict[str, str], example: dict) -> str |
     if function == "resolve_visual_encoder_outputs" and form == "feature_sample_layers" \
             and example.get("feature_select_strategy") is not None:
         return "this release has no feature_select_strategy argument"
+    if function == "resolve_visual_encoder_outputs" and form in ("feature_sample_layers", "no-last-hs-proc") \
+            and example.get("last_hs_proc") is not None:
+        return "this release has no last_hs_proc argument (added in 0.15)"
     if function == "get_vit_attn_backend" and form in ("none", "no-override") \
             and example.get("attn_backend_override") is not None:
         return "this release's get_vit_attn_backend takes no override"
@@ -84,15 +92,17 @@ def refusal(function: str, target_forms: dict[str, str], example: dict) -> str |
 
 
 def _adapt_resolve(fn: Callable) -> Callable:
-    if resolve_form(fn) == "documented":
+    if resolve_form(fn) != "feature_sample_layers":
         return fn
 
     # <= 0.11.0: (encoder_outputs, feature_sample_layers, post_layer_norm, max_possible_layers)
     @functools.wraps(fn)
     def documented(encoder_outputs, post_layer_norm, *, select_layers=None,
-                   max_possible_layers=None, feature_select_strategy=None):
+                   max_possible_layers=None, last_hs_proc=None, feature_select_strategy=None):
         if feature_select_strategy is not None:
             raise NotInThisForm("this release has no feature_select_strategy argument")
+        if last_hs_proc is not None:
+            raise NotInThisForm("this release has no last_hs_proc argument")
         return fn(encoder_outputs, select_layers, post_layer_norm, max_possible_layers)
 
     return documented

@@ -9,6 +9,20 @@ Example::
     # vLLM returns -1 tokens instead of refusing a count without a class token.
     get_num_selected_vision_tokens error-zero-tokens-default returned -1
 
+Instead of TEXT, an entry may name the release's recorded rule,
+``rule=NAME``: a function in :mod:`reference.departures` that states exactly
+how the release departs. The check then compares the target on every input
+with the contract and with the rule; an input that matches neither is a new
+divergence, whatever the entry says.
+
+An entry is applied on every input a check draws, not only to the final
+shrunk one: an input whose divergence the entry describes (its TEXT appears
+in the message, or the target follows its rule) counts as a recorded
+departure and the check goes on; any other divergence is reported. So a
+recorded bug does not hide a second one in the same check. An entry of a
+property check must therefore say which divergence it means: TEXT or a
+rule (an entry that matched any divergence would hide every new one).
+
 An entry without a reason is refused. An entry that matched no divergence in a
 run is reported as stale.
 """
@@ -33,7 +47,12 @@ class Entry:
     reason: str
     source: str  # "file:line"
     text: str = ""  # must appear in the divergence message, when given
+    rule: str = ""  # the name of the release's rule in reference.departures, when given
     matched: bool = False
+
+    def describes(self, message: str) -> bool:
+        """The entry's TEXT covers this divergence message (a rule entry covers none by text)."""
+        return not self.rule and (not self.text or self.text in message)
 
 
 @dataclasses.dataclass
@@ -43,9 +62,7 @@ class Expectations:
 
     def lookup(self, function: str, check: str, message: str = "") -> Entry | None:
         entry = self.entries.get((function, check))
-        if entry is not None and entry.text and entry.text not in message:
-            return None
-        return entry
+        return entry if entry is not None and entry.describes(message) else None
 
     def stale(self) -> list[Entry]:
         return [e for e in self.entries.values() if not e.matched]
@@ -73,8 +90,27 @@ def parse(text: str, source: str) -> Expectations:
             )
         key = (fields[0], fields[1])
         text = fields[2].strip() if len(fields) == 3 else ""
-        result.entries[key] = Entry(fields[0], fields[1], " ".join(r for r in reason if r), f"{source}:{number}", text)
+        rule = ""
+        if text.startswith("rule="):
+            rule, text = text[len("rule="):].strip(), ""
+            _check_rule(fields[0], rule, f"{source}:{number}")
+        elif not text and fields[1].startswith("property-"):
+            raise BadExpectations(
+                f"{source}:{number}: entry {line!r} of a property check names no divergence: add the TEXT its "
+                "message contains, or rule=NAME (a rule in reference.departures); an entry that matches any "
+                "divergence would hide new ones"
+            )
+        result.entries[key] = Entry(fields[0], fields[1], " ".join(r for r in reason if r), f"{source}:{number}",
+                                    text, rule)
     return result
+
+
+def _check_rule(function: str, rule: str, where: str) -> None:
+    from reference import departures
+
+    if departures.get(function, rule) is None:
+        known = ", ".join(departures.names(function)) or "none"
+        raise BadExpectations(f"{where}: no rule {rule!r} for {function} in reference.departures (known: {known})")
 
 
 def builtin_path(name: str) -> str | None:

@@ -366,10 +366,12 @@ def _first_divergence(exc: BaseException) -> BaseException:
 class _Runner:
     """One check of one function on one target: examples in, verdict out."""
 
-    def __init__(self, sess: ConformanceSession, target: Target, function: str, check) -> None:
+    def __init__(self, sess: ConformanceSession, target: Target, function: str, check, entry=None) -> None:
         from .worker import TargetView
 
         self.sess, self.target, self.function, self.check = sess, target, function, check
+        self.entry = entry  # the target's expectations entry for this check, applied on every input
+        self.departures: list[tuple[str, str]] = []  # (input, divergence) the entry describes
         self.ctx = Ctx(target, function, timeout=sess.timeout)
         self.ref_view = TargetView(sess.reference.local, function, sess.timeout)
         self.view = TargetView(target.local, function, sess.timeout) if target.local is not None else None
@@ -419,6 +421,40 @@ class _Runner:
         except Exception as exc:  # noqa: BLE001
             raise HarnessError(f"the reference's probe failed: {type(exc).__name__}: {exc}") from None
 
+    def recorded(self, example: dict, got, exc: Divergence) -> bool:
+        """The expectations entry describes this divergence: its TEXT is in the
+        message, or the target follows the entry's rule on this input (the
+        reference with the rule changed, judged like the contract)."""
+        entry = self.entry
+        if entry is None:
+            return False
+        if not entry.rule:
+            return entry.describes(exc.what)
+        want = self.rule_outcome(entry.rule, example)
+        try:
+            self.check.judge(self.ctx, example, got, want)
+        except Divergence:
+            exc.what = f"{exc.what} (and it does not follow the recorded rule {entry.rule} either)"
+            return False
+        return True
+
+    def rule_outcome(self, rule: str, example: dict):
+        import dataclasses
+
+        from reference import departures
+
+        from . import plain
+        from .worker import TargetView
+
+        probe = self.check.ref_probe or self.check.probe
+        local = self.sess.reference.local
+        local = dataclasses.replace(local, name=f"rule {rule}",
+                                    names={**local.names, self.function: departures.get(self.function, rule)})
+        try:
+            return plain.roundtrip(probe(TargetView(local, self.function, self.sess.timeout), fresh(example)))
+        except Exception as exc:  # noqa: BLE001
+            raise HarnessError(f"the probe failed on the recorded rule {rule}: {type(exc).__name__}: {exc}") from None
+
     def example(self, drawn: dict) -> None:
         """Run one example: prepare, observe, judge."""
         ctx = self.ctx
@@ -439,6 +475,9 @@ class _Runner:
             if ctx.stop:  # the judge read a fault that must not be repeated (a real group that hung)
                 self.fault = (exc.what, exc.call or ctx.current)
                 raise _StopCheck() from None
+            if self.recorded(example, got, exc):
+                self.departures.append((ctx.current, exc.what))
+                return
             raise
         except HarnessError:
             raise
@@ -482,7 +521,9 @@ def _run(sess, config, target, function, check, result, case_id) -> None:
         result.status, result.message = Status.SKIPPED, "real process groups need the fork start method"
         pytest.skip(result.message)
 
-    runner = _Runner(sess, target, function, check)
+    entry = None if config.getoption("ignore_expectations") else \
+        sess.expectations[target.name].entries.get((function, check.id))
+    runner = _Runner(sess, target, function, check, entry)
     ctx = runner.ctx
     verdict, harness = None, None
     try:
@@ -525,10 +566,26 @@ def _run(sess, config, target, function, check, result, case_id) -> None:
         pytest.fail(f"harness error: {harness}\n  input: {ctx.current}\n  replay: {result.repro}", pytrace=False)
     if verdict is not None:
         _diverged(sess, config, result, case_id, verdict[0], verdict[1], ctx.examples)
+    if runner.departures:
+        _departed(sess, result, case_id, runner)
     if ctx.not_applicable and ctx.not_applicable == ctx.examples:
         result.status, result.message = Status.SKIPPED, "no drawn input is expressible in this release's form"
         pytest.skip(result.message)
     result.status = Status.CONFORMS
+
+
+def _departed(sess, result, case_id, runner) -> None:
+    """Every divergence of the check was one its entry records: an expected divergence,
+    shown with its shortest input."""
+    entry = runner.entry
+    call, message = min(runner.departures, key=lambda d: (len(d[0] or ""), d[0] or ""))
+    how = f"follows the recorded rule {entry.rule}: " if entry.rule else ""
+    count = len(runner.departures)
+    result.message = f"{how}{message}" + (f" (on {count} of {result.examples} inputs)" if result.kind != "case" else "")
+    result.example, result.repro = call, sess.repro(case_id)
+    entry.matched = True
+    result.status, result.reason = Status.EXPECTED, entry.reason
+    pytest.xfail(f"expected divergence ({entry.source}): {entry.reason}")
 
 
 def _events(stats: dict) -> dict[str, int]:

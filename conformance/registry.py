@@ -233,6 +233,8 @@ NUM_SELECTED = FunctionSpec("get_num_selected_vision_tokens", "how many tokens a
 
 # ---- resolve_visual_encoder_outputs -----------------------------------------
 
+UPSTREAM_TESTS = "vllm tests/models/test_vision.py"
+
 def _upstream_case(select_layers, loaded, max_layers, expected_layers):
     def build():
         return {"encoder_outputs": s_enc.hidden_states(loaded, 1, 2, 3), "post_layer_norm": None,
@@ -273,7 +275,8 @@ for _id, _args in {
     "case-upstream-truncated-negative": ([-20, -11], 10, 20, [1, 10]),
 }.items():
     _b, _e = _upstream_case(*_args)
-    RESOLVE_CASES.append(returns(_id, f"vLLM's own fixed case {_args}", _b, _e))
+    RESOLVE_CASES.append(returns(_id, f"vLLM's own fixed case {_args} ({UPSTREAM_TESTS}::"
+                                      "test_resolve_visual_encoder_outputs)", _b, _e))
 for _id, _sel, _doc in [
     ("case-post-norm-final-negative", [1, -1], "post norm applies to the last layer written -1"),
     ("case-post-norm-final-positive", [1, 4], "post norm applies to the last layer written max_possible_layers"),
@@ -281,6 +284,24 @@ for _id, _sel, _doc in [
 ]:
     _b, _e = _final_layer_case(_sel, True)
     RESOLVE_CASES.append(returns(_id, _doc, _b, _e))
+
+def _proc_probe(view, ex: dict) -> dict:
+    """The call, and what ``last_hs_proc`` was called on (read where the call ran)."""
+    proc = ex.get("last_hs_proc")
+    before = len(proc.calls) if proc is not None else 0  # the object may have run elsewhere in this process
+    out = view.call(view.function, ex)
+    return {"result": out, "last_hs_proc calls": list(proc.calls[before:]) if proc is not None else []}
+
+
+def _proc_agrees(ctx: Ctx, ex: dict, got: dict, want: dict) -> None:
+    compare_outcomes(ctx, want["result"], got["result"], ex)
+    want_calls, got_calls = want["last_hs_proc calls"], got["last_hs_proc calls"]
+    if got_calls != want_calls:
+        layers = lambda calls: [None if c[2] is None else int(c[2] // 1000) for c in calls]  # noqa: E731
+        raise ctx.diverge(f"last_hs_proc was called {len(got_calls)} time(s), on layers {layers(got_calls)} "
+                          f"({got_calls}), but should be called {len(want_calls)} time(s), on layers "
+                          f"{layers(want_calls)} ({want_calls})", ex)
+
 
 RESOLVE = FunctionSpec("resolve_visual_encoder_outputs", "hidden states -> one tensor", [
     agrees("property-single-output", "one last-layer tensor: strategy then post norm",
@@ -291,6 +312,12 @@ RESOLVE = FunctionSpec("resolve_visual_encoder_outputs", "hidden states -> one t
            s_enc.encoder_output_problems(with_norm=True, include_final=True, final_as="negative")),
     agrees("property-post-norm", "post norm: applied to the full encoder's last layer (either notation), only to it",
            s_enc.encoder_output_problems(with_norm=True)),
+    Check("property-last-hs-proc-single", "last_hs_proc on the one last-layer tensor, once, before the strategy "
+          "and the post norm", _proc_probe, _proc_agrees, needs_reference=True, ref_probe=_proc_probe,
+          strategy=s_enc.encoder_output_problems(select=False, with_proc=True)),
+    Check("property-last-hs-proc-layers", "last_hs_proc on the full encoder's last layer only (either notation), "
+          "once per selection, before the strategy and the post norm", _proc_probe, _proc_agrees,
+          needs_reference=True, ref_probe=_proc_probe, strategy=s_enc.encoder_output_problems(with_proc=True)),
     *RESOLVE_CASES,
     raises("error-list-without-select-layers", "a list of states needs select_layers: ValueError",
            lambda: {"encoder_outputs": s_enc.hidden_states(2, 1, 2, 2), "post_layer_norm": None}, ValueError),
@@ -370,6 +397,17 @@ LOAD_BALANCE = FunctionSpec("get_load_balance_assignment", "images -> ranks, bal
             {"sizes": [1000, 100, 200, 50], "num_gpus": 2}, ([0, 2, 1, 3], [1, 3], [1000, 350])),
     returns("case-no-images", "no images: every rank gets none",
             {"sizes": [], "num_gpus": 3}, ([], [0, 0, 0], [0, 0, 0])),
+    agrees("property-default-num-gpus", "num_gpus left out: the documented default, 2 ranks",
+           s_lb.load_balance_inputs().map(lambda ex: {"sizes": ex["sizes"]})),
+    *[returns(f"case-upstream-{name}", f"vLLM's own fixed case ({UPSTREAM_TESTS}::"
+              f"test_get_load_balance_assignment_cases, {name.replace('-', ' ')})", args, expected)
+      for name, args, expected in [
+          ("empty-input", {"sizes": [], "num_gpus": 2}, ([], [0, 0], [0, 0])),
+          ("fewer-samples-than-gpus", {"sizes": [100, 200], "num_gpus": 4}, ([1, 0], [1, 1, 0, 0], [200, 100, 0, 0])),
+          ("single-gpu", {"sizes": [100, 200, 300], "num_gpus": 1}, ([2, 1, 0], [3], [600])),
+          ("balanced-assignment", {"sizes": [100, 100, 100, 100], "num_gpus": 2}, ([0, 2, 1, 3], [2, 2], [200, 200])),
+          ("unbalanced-default-num-gpus", {"sizes": [1000, 100, 200, 50]}, ([0, 2, 1, 3], [1, 3], [1000, 350])),
+      ]],
     raises("error-zero-gpus", "0 ranks: ValueError", {"sizes": [], "num_gpus": 0}, ValueError),
     raises("error-negative-size", "a negative size: ValueError", {"sizes": [5, -1], "num_gpus": 2}, ValueError),
 ])
@@ -529,6 +567,22 @@ def _dp_checks(check_id, doc, judge_for_group, strategy_for_ranks, examples=()):
     ]
 
 
+def _dp_cases(check_id, doc, judge_for_group, example):
+    """A fixed case under the simulated group and under a real gloo group."""
+    return [
+        Check(check_id, doc + " (simulated group)", _dp_probe("sim"), judge_for_group("sim"), example=example,
+              group="sim", prepare=_sim_supported),
+        Check(check_id + "-gloo", doc + " (real gloo group)", _dp_probe("gloo"), judge_for_group("gloo"),
+              example=example, group="gloo"),
+    ]
+
+
+def _plain_example(batch, world, row=(3, 8, 8)):
+    spec = s_dp.ModelSpec("rows", math.prod(row), 32, seed=batch)
+    return {"image_input": torch.arange(batch * math.prod(row), dtype=torch.float32).reshape(batch, *row) % 5,
+            "model": spec, "world_size": world}
+
+
 def _mrope_example(grids, world, merge=1, rope="rope_3d"):
     spec = s_dp.ModelSpec(rope, 2, 3, (merge, merge), torch.float32, 1)
     patches = sum(math.prod(g) for g in grids)
@@ -540,6 +594,11 @@ DP_PLAIN = FunctionSpec("run_dp_sharded_vision_model", "a model run split across
     *_dp_checks("property-matches-unsharded",
                 "every rank returns exactly model(image_input); each rank runs one ceil(N/W)-row share",
                 _plain_matches, lambda ranks: s_dp.plain_dp_problems(max_ranks=ranks)),
+    # vLLM's own cases (tests/models/test_vision.py::test_run_dp_sharded_vision_model: batch 1, 4
+    # and 5 on 2 ranks), with 3x8x8 images instead of 3x224x224 to stay fast.
+    *[case for batch in (1, 4, 5) for case in _dp_cases(
+        f"case-upstream-batch-{batch}", f"vLLM's own case ({UPSTREAM_TESTS}::test_run_dp_sharded_vision_model): "
+        f"{batch} image(s) on 2 ranks", _plain_matches, lambda batch=batch: _plain_example(batch, 2))],
 ])
 
 DP_MROPE = FunctionSpec("run_dp_sharded_mrope_vision_model", "an M-RoPE model run balanced across ranks", [
@@ -557,6 +616,22 @@ DP_MROPE = FunctionSpec("run_dp_sharded_mrope_vision_model", "an M-RoPE model ru
                 _mrope_matches, lambda ranks: s_dp.mrope_problems("rope_3d", max_ranks=ranks, output_dtype_differs=True)),
     *_dp_checks("property-parameterless-model", "the same for a model without parameters (rope_3d)",
                 _mrope_matches, lambda ranks: s_dp.mrope_problems("rope_3d", parameterless=True, max_ranks=ranks)),
+    # vLLM's own cases (tests/models/test_vision.py): test_run_dp_sharded_mrope_vision_model with
+    # batch 1, 3 and 5 ([1, 4 + i, 4 + i] grids, merge 2: patch counts 25 and 49 are not multiples
+    # of 4), the empty-input and uneven-load tests, and the function's docstring example.
+    *[case for batch in (1, 3, 5) for case in _dp_cases(
+        f"case-upstream-batch-{batch}", f"vLLM's own case ({UPSTREAM_TESTS}::"
+        f"test_run_dp_sharded_mrope_vision_model): {batch} image(s), merge 2, on 2 ranks", _mrope_matches,
+        lambda batch=batch: _mrope_example([[1, 4 + i, 4 + i] for i in range(batch)], 2, merge=2))],
+    *_dp_cases("case-upstream-empty-input", f"vLLM's own case ({UPSTREAM_TESTS}::"
+               "test_run_dp_sharded_mrope_vision_model_empty_input): no images on 2 ranks", _mrope_matches,
+               lambda: _mrope_example([], 2, merge=2)),
+    *_dp_cases("case-upstream-uneven-load", f"vLLM's own case ({UPSTREAM_TESTS}::"
+               "test_run_dp_sharded_mrope_vision_model_uneven_load): 4, 64 and 9 patches, merge 2, on 4 ranks",
+               _mrope_matches, lambda: _mrope_example([[1, 2, 2], [1, 8, 8], [1, 3, 3]], 4, merge=2)),
+    *_dp_cases("case-docstring-example", "the function's docstring example: grids [1, 10, 100], [1, 10, 10], "
+               "[1, 10, 20], [1, 50], merge 2, on 2 ranks", _mrope_matches,
+               lambda: _mrope_example([[1, 10, 100], [1, 10, 10], [1, 10, 20], [1, 50]], 2, merge=2)),
 ])
 
 

@@ -210,7 +210,11 @@ def mrope_problems(draw, rope_type: str = "rope_3d", parameterless: bool = False
     else:
         merge = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     grids = draw(grid_lists(rope_type, merge))
-    dtype = draw(st.sampled_from(DTYPES))
+    # half precision too (exact here: every value is a small integer), so that
+    # padding or placeholders of another dtype show in the result's dtype
+    dtype = draw(st.sampled_from(DTYPES + (torch.float16,)))
+    if dtype == torch.float16:
+        event("mrope: a half-precision model")
     pixel_dtype = next(d for d in DTYPES if d != dtype) if mixed_dtypes else dtype
     channels = draw(st.integers(1, 4))
     spec = ModelSpec(rope_type, channels, draw(st.integers(1, 5)), merge, dtype, draw(st.integers(0, 999)),
@@ -218,5 +222,8 @@ def mrope_problems(draw, rope_type: str = "rope_3d", parameterless: bool = False
                      output_dtype=torch.float16 if output_dtype_differs else None)
     patches = sum(math.prod(g) for g in grids)
     pixel_values = _ints((patches, channels), draw(st.integers(0, 999)), pixel_dtype)
+    world = draw(world_sizes(max_ranks))
+    if len(grids) < world:
+        event(f"mrope: a rank without images ({'half' if dtype == torch.float16 else 'float'} model)")
     return {"pixel_values": pixel_values, "grid_thw_list": grids, "model": spec, "rope_type": rope_type,
-            "world_size": draw(world_sizes(max_ranks))}
+            "world_size": world}

@@ -5,7 +5,7 @@ counts, post norms and feature-select strategies."""
 from __future__ import annotations
 
 import torch
-from hypothesis import strategies as st
+from hypothesis import event, strategies as st
 
 from ._budget import MAX_ELEMENTS, MAX_LAYERS
 from .feature_select import feature_select_strategies
@@ -71,14 +71,35 @@ def post_norms(dim: int) -> st.SearchStrategy:
     return st.integers(0, 2**16).map(build)
 
 
+class HeadProc(torch.nn.Module):
+    """A visible ``last_hs_proc`` (like SigLIP's pooling head, it mixes tokens):
+    ``2 * x + x.sum(tokens)``, so whether, where, how often and in which order
+    (before the feature-select strategy, before the post norm) it was applied
+    shows in the values. Each call is recorded in ``calls`` as (exact type of
+    the argument, its shape, its first value: the layer of a hidden state
+    from :func:`hidden_states` is ``first // 1000``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def forward(self, x):
+        first = float(x.flatten()[0]) if isinstance(x, torch.Tensor) and x.numel() else None
+        self.calls.append((type(x).__name__ if type(x) is torch.Tensor else f"not a tensor: {type(x).__name__}",
+                           tuple(x.shape) if isinstance(x, torch.Tensor) else None, first))
+        return 2 * x + x.sum(dim=-2, keepdim=True)
+
+
 @st.composite
 def encoder_output_problems(draw, select: bool = True, with_norm: bool | None = None, include_final: bool | None = None,
-                            final_as: str | None = None) -> dict:
+                            final_as: str | None = None, with_proc: bool = False) -> dict:
     """Keyword arguments for ``resolve_visual_encoder_outputs``.
 
     ``select``: draw ``select_layers`` over a list of hidden states (else a
     single last-layer tensor). ``with_norm``: None draws, True/False forces a
-    post norm or none. ``include_final`` and ``final_as`` go to :func:`layer_selections`.
+    post norm or none. ``include_final`` and ``final_as`` go to
+    :func:`layer_selections`. ``with_proc``: pass a :class:`HeadProc` as
+    ``last_hs_proc`` (a parameter since vLLM 0.15).
     """
     shape = draw(encoder_shapes())
     if include_final:
@@ -87,13 +108,24 @@ def encoder_output_problems(draw, select: bool = True, with_norm: bool | None = 
     norm_on = draw(st.booleans()) if with_norm is None else with_norm
     norm = draw(post_norms(shape["dim"])) if norm_on else None
     strategy = draw(st.none() | feature_select_strategies())
+    proc = {"last_hs_proc": HeadProc()} if with_proc else {}
     if not select:
-        return {"encoder_outputs": states[-1], "post_layer_norm": norm, "feature_select_strategy": strategy}
+        return {"encoder_outputs": states[-1], "post_layer_norm": norm, **proc, "feature_select_strategy": strategy}
     layers = draw(layer_selections(shape["max_possible_layers"], shape["num_loaded"], include_final, final_as))
+    finals = sum(1 for layer in layers if layer in (shape["max_possible_layers"], -1))
+    if finals:
+        event("resolve: the final layer selected" + (" more than once" if finals > 1 else ""))
+        if layers[-1] not in (shape["max_possible_layers"], -1):
+            event("resolve: the final layer selected, not last")
+    if any(layer == shape["max_possible_layers"] - 1 for layer in layers):
+        event("resolve: layer max_possible_layers - 1 selected (the penultimate), written positively")
+    if shape["num_loaded"] < shape["max_possible_layers"]:
+        event("resolve: a truncated encoder")
     return {
         "encoder_outputs": states,
         "post_layer_norm": norm,
         "select_layers": layers,
         "max_possible_layers": shape["max_possible_layers"],
+        **proc,
         "feature_select_strategy": strategy,
     }
