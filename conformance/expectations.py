@@ -3,7 +3,8 @@
 Format: one entry a line, ``FUNCTION CHECK [TEXT]``, with the reason in the
 comment lines (``# ...``) directly above it; a blank line ends a reason. The
 optional TEXT must appear in the divergence's message for the entry to match,
-so that a *different* divergence of the same check is still reported.
+so that a *different* divergence of the same check is still reported. A
+check may have several entries, one for each kind of divergence it records.
 Example::
 
     # vLLM returns -1 tokens instead of refusing a count without a class token.
@@ -58,14 +59,17 @@ class Entry:
 @dataclasses.dataclass
 class Expectations:
     path: str | None = None
-    entries: dict[tuple[str, str], Entry] = dataclasses.field(default_factory=dict)
+    # (function, check) -> its entries: a check may have several, one per kind of divergence
+    entries: dict[tuple[str, str], list[Entry]] = dataclasses.field(default_factory=dict)
+
+    def of(self, function: str, check: str) -> list[Entry]:
+        return self.entries.get((function, check), [])
 
     def lookup(self, function: str, check: str, message: str = "") -> Entry | None:
-        entry = self.entries.get((function, check))
-        return entry if entry is not None and entry.describes(message) else None
+        return next((e for e in self.of(function, check) if e.describes(message)), None)
 
     def stale(self) -> list[Entry]:
-        return [e for e in self.entries.values() if not e.matched]
+        return [e for group in self.entries.values() for e in group if not e.matched]
 
 
 def parse(text: str, source: str) -> Expectations:
@@ -93,15 +97,16 @@ def parse(text: str, source: str) -> Expectations:
         rule = ""
         if text.startswith("rule="):
             rule, text = text[len("rule="):].strip(), ""
-            _check_rule(fields[0], rule, f"{source}:{number}")
+            for name in rule.split(","):
+                _check_rule(fields[0], name, f"{source}:{number}")
         elif not text and fields[1].startswith("property-"):
             raise BadExpectations(
                 f"{source}:{number}: entry {line!r} of a property check names no divergence: add the TEXT its "
                 "message contains, or rule=NAME (a rule in reference.departures); an entry that matches any "
                 "divergence would hide new ones"
             )
-        result.entries[key] = Entry(fields[0], fields[1], " ".join(r for r in reason if r), f"{source}:{number}",
-                                    text, rule)
+        result.entries.setdefault(key, []).append(Entry(fields[0], fields[1], " ".join(r for r in reason if r), f"{source}:{number}",
+                                    text, rule))
     return result
 
 

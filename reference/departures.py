@@ -1,7 +1,8 @@
 """Known departures: the rules by which vLLM releases are recorded to depart
 from the contract, each stated exactly as a small function.
 
-An expectations entry may name one (``FUNCTION CHECK rule=NAME``). The check
+An expectations entry may name one or several (``FUNCTION CHECK rule=NAME``,
+``rule=A,B``: an input follows the entry when it follows any one of them). The check
 then compares the target, on every input, with the contract (the reference)
 and with the rule: an input where it matches the rule is a recorded
 departure; an input where it matches neither is a new divergence, reported
@@ -90,6 +91,29 @@ class _CLIPAssertsDivisible(_ei.CLIPEncoderInfo):
         if image % patch:
             raise AssertionError()
         return image // patch
+
+
+class _PixtralFloors(_ei.PixtralHFEncoderInfo):
+    def get_patch_grid_length(self) -> int:
+        return self.get_image_size() // self.get_patch_size()
+
+    def get_num_image_tokens(self, *, image_width: int, image_height: int) -> int:
+        try:
+            return super().get_num_image_tokens(image_width=image_width, image_height=image_height)
+        except ValueError:
+            return 0  # a side downscaled to 0 pixels: ceil(0 / p) tokens
+
+
+@rule("get_vision_encoder_info", "pixtral-floors")
+def encoder_info_pixtral_floors(hf_config):
+    """Every release: Pixtral's grid length floors ``image_size / p`` (the
+    contract rounds up, as the processor pads to whole tokens), and an image
+    whose smaller side downscales to 0 pixels counts 0 tokens (the contract
+    refuses it, as the processor does). Everything else is the contract's."""
+    info = _ei.get_vision_encoder_info(hf_config)
+    if type(info) is _ei.PixtralHFEncoderInfo:
+        return _PixtralFloors(hf_config)
+    return info
 
 
 @rule("get_vision_encoder_info", "clip-asserts-divisible")

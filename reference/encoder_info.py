@@ -81,12 +81,24 @@ class PixtralHFEncoderInfo(VisionEncoderInfo):
         merge = getattr(self.hf_config, "spatial_merge_size", 1)
         return self.vision_config.patch_size * merge
 
+    def get_patch_grid_length(self) -> int:
+        """Tokens along one side of a full-size image: ``ceil(image_size / p)``.
+        The processor pads an image to whole tokens, so a full-size image
+        whose side is not a multiple of ``p`` has one more, partial, token a
+        side (30/7: 5 a side, as ``PixtralVisionModel`` returns 25 rows)."""
+        return -(-self.get_image_size() // self.get_patch_size())
+
     def get_num_image_tokens(self, *, image_width: int, image_height: int) -> int:
         limit, patch = self.get_image_size(), self.get_patch_size()
         ratio = max(image_width / limit, image_height / limit)
         if ratio > 1:
-            image_width = math.floor(image_width / ratio)
-            image_height = math.floor(image_height / ratio)
+            width, height = math.floor(image_width / ratio), math.floor(image_height / ratio)
+            if not (width and height):
+                raise ValueError(
+                    f"a {image_width}x{image_height} image downscales to {width}x{height} for "
+                    f"image_size={limit}: a side of 0 pixels cannot be encoded"
+                )
+            image_width, image_height = width, height
         return -(-image_height // patch) * -(-image_width // patch)
 
 

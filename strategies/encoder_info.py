@@ -9,7 +9,9 @@ Boundary classes, each drawn on purpose and announced with
 * CLIP image sizes that are not a multiple of the patch size;
 * Pixtral images whose larger side is exactly ``image_size`` or one above;
 * Pixtral sizes where the processor's floating-point downscale and exact
-  integer scaling part (in the resized size, and in the token count).
+  integer scaling part (in the resized size, and in the token count);
+* Pixtral images whose smaller side downscales to 0 pixels, and image sizes
+  that are not a multiple of the token side.
 """
 
 from __future__ import annotations
@@ -173,4 +175,9 @@ def encoder_info_problems(draw) -> dict:
         width, height = draw(_pixtral_dims(vision.image_size, patch))
     else:
         width, height = draw(image_dims())
+    if type(vision).__name__ == "PixtralVisionConfig":
+        if 0 in float_downscale(width, height, vision.image_size):
+            event("encoder: Pixtral side downscales to 0 pixels")
+        if vision.image_size % (vision.patch_size * getattr(hf_config, "spatial_merge_size", 1)):
+            event("encoder: Pixtral image_size not a multiple of the token side")
     return {"hf_config": hf_config, "image_width": width, "image_height": height}

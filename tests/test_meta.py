@@ -336,7 +336,7 @@ def test_every_name_gets_the_same_inputs(tmp_path, cli):
     per-check results (status, message, number of inputs, boundary classes
     drawn), because the draws depend on the function and check only."""
     source = vllm_vision_source()
-    names = ["m", "copy", "zz_candidate"]
+    names = ["m", "copy_a", "zz_candidate"]
     args, only = [], []
     for name in names:
         path = tmp_path / f"{name}.py"

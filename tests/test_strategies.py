@@ -37,6 +37,7 @@ BOUNDARY_CLASSES = {
         "encoder: CLIP image_size not a multiple of patch_size",
         "encoder: Pixtral larger side == image_size", "encoder: Pixtral larger side == image_size + 1",
         "encoder: Pixtral float and exact downscale differ in tokens",
+        "encoder: Pixtral side downscales to 0 pixels", "encoder: Pixtral image_size not a multiple of the token side",
     ]),
     "mrope rope_3d": (s_dp.mrope_problems("rope_3d"), [
         "grid: a patch count not a multiple of the merge factor", "mrope: a half-precision model",
