@@ -586,6 +586,19 @@ def _t_arg(t_form, t_index):
     return list(t_index) if t_form == "list" else torch.tensor(t_index, dtype=torch.int64)
 
 
+def _agrees_with_omni(impl, start_idx, vision_idx, merge, t_index, grid_hs, grid_ws, t_form):
+    """``impl`` and Qwen2.5-Omni's function give the same int64 ids, t_index passed as ``t_form``."""
+    fn = _pos_ids_fn(impl)
+    hs, ws = _as_tensors(grid_hs, grid_ws)
+    expected = _omni_pos_ids(start_idx, vision_idx, merge, _t_arg(t_form, t_index), hs, ws)
+    n = len(t_index) * (grid_hs[vision_idx] // merge) * (grid_ws[vision_idx] // merge)
+    assert expected.dtype == torch.int64 and expected.shape == (3, n)
+    got = fn(start_idx, vision_idx, merge, _t_arg(t_form, t_index), hs, ws)
+    assert got.dtype == torch.int64
+    assert got.shape == expected.shape
+    assert torch.equal(got, expected), (got, expected)
+
+
 @pytest.mark.parametrize("impl,start_idx,vision_idx,merge,t_index,grid_hs,grid_ws",
                          _params(POS_CASES, POS_IDS))
 def test_pos_ids_against_qwen2_5_omni_tensor_t(impl, start_idx, vision_idx, merge, t_index,
@@ -593,15 +606,7 @@ def test_pos_ids_against_qwen2_5_omni_tensor_t(impl, start_idx, vision_idx, merg
     """Ground truth: transformers' Qwen2_5OmniPreTrainedModelForConditionalGeneration.
     get_llm_pos_ids_for_vision (transformers/models/qwen2_5_omni), called with the same arguments,
     t_index as the int64 tensor Omni's own get_rope_index passes (``(arange(t) * ...).long()``)."""
-    fn = _pos_ids_fn(impl)
-    hs, ws = _as_tensors(grid_hs, grid_ws)
-    expected = _omni_pos_ids(start_idx, vision_idx, merge, _t_arg("tensor", t_index), hs, ws)
-    n = len(t_index) * (grid_hs[vision_idx] // merge) * (grid_ws[vision_idx] // merge)
-    assert expected.dtype == torch.int64 and expected.shape == (3, n)
-    got = fn(start_idx, vision_idx, merge, _t_arg("tensor", t_index), hs, ws)
-    assert got.dtype == torch.int64
-    assert got.shape == expected.shape
-    assert torch.equal(got, expected), (got, expected)
+    _agrees_with_omni(impl, start_idx, vision_idx, merge, t_index, grid_hs, grid_ws, "tensor")
 
 
 @pytest.mark.parametrize("impl,start_idx,vision_idx,merge,t_index,grid_hs,grid_ws",
@@ -611,15 +616,7 @@ def test_pos_ids_against_qwen2_5_omni_list_t(impl, start_idx, vision_idx, merge,
     """Ground truth: transformers' Qwen2_5OmniPreTrainedModelForConditionalGeneration.
     get_llm_pos_ids_for_vision (transformers/models/qwen2_5_omni), called with the same arguments,
     t_index as a Python list (the documented ``list[int]``)."""
-    fn = _pos_ids_fn(impl)
-    hs, ws = _as_tensors(grid_hs, grid_ws)
-    expected = _omni_pos_ids(start_idx, vision_idx, merge, _t_arg("list", t_index), hs, ws)
-    n = len(t_index) * (grid_hs[vision_idx] // merge) * (grid_ws[vision_idx] // merge)
-    assert expected.dtype == torch.int64 and expected.shape == (3, n)
-    got = fn(start_idx, vision_idx, merge, _t_arg("list", t_index), hs, ws)
-    assert got.dtype == torch.int64
-    assert got.shape == expected.shape
-    assert torch.equal(got, expected), (got, expected)
+    _agrees_with_omni(impl, start_idx, vision_idx, merge, t_index, grid_hs, grid_ws, "list")
 
 
 def test_omni_ground_truth_on_large_t():
