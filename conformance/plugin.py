@@ -373,8 +373,9 @@ class _Runner:
         self.entries = list(entries)  # the target's expectations entries for this check, applied on every input
         self.departures: list[tuple[str, str, object]] = []  # (input, divergence, the entry describing it)
         self.ctx = Ctx(target, function, timeout=sess.timeout)
-        self.ref_view = TargetView(sess.reference.local, function, sess.timeout)
-        self.view = TargetView(target.local, function, sess.timeout) if target.local is not None else None
+        self.ref_view = TargetView(sess.reference.local, function, sess.timeout, in_controller=True)
+        self.view = TargetView(target.local, function, sess.timeout, in_controller=True) \
+            if target.local is not None else None
         self.fault: tuple[str, str] | None = None  # (cause, call) of the last fault
 
     def observe(self, example: dict):
@@ -456,7 +457,7 @@ class _Runner:
         local = dataclasses.replace(local, name=f"rule {rule}",
                                     names={**local.names, self.function: departures.get(self.function, rule)})
         try:
-            return plain.roundtrip(probe(TargetView(local, self.function, self.sess.timeout), fresh(example)))
+            return plain.roundtrip(probe(TargetView(local, self.function, self.sess.timeout, in_controller=True), fresh(example)))
         except Exception as exc:  # noqa: BLE001
             raise HarnessError(f"the probe failed on the recorded rule {rule}: {type(exc).__name__}: {exc}") from None
 

@@ -465,6 +465,8 @@ def _dp_probe(group: str):
         except CollectiveMismatch as exc:
             return {"mismatch": str(exc)}
         except BaseException as exc:  # noqa: BLE001 - what a rank raised (with the rank in its notes)
+            if view.in_controller and isinstance(exc, KeyboardInterrupt):
+                raise  # the user interrupting the run while the reference ran
             return {"raised": Outcome(exc=exc)}
         return {"ranks": [{"rank": r, "outcome": Outcome(value=v), "calls": m.calls}
                           for r, (v, m) in enumerate(zip(results, models[-world:]))]}

@@ -253,8 +253,12 @@ class TargetView:
     the next step (a real group starting); the controller caps it.
     """
 
-    def __init__(self, target, function: str, timeout: float, tick: Callable[[float | None], None] | None = None) -> None:
+    def __init__(self, target, function: str, timeout: float, tick: Callable[[float | None], None] | None = None,
+                 in_controller: bool = False) -> None:
         self.target, self.function, self.timeout = target, function, timeout
+        # In the controller the target is the reference (ours): a KeyboardInterrupt there is
+        # the user interrupting the run, not an outcome of the call.
+        self.in_controller = in_controller
         self.name = target.name
         self.module = target.module
         self._tick = tick
@@ -282,6 +286,8 @@ class TargetView:
         try:
             return plain.Outcome(value=fn(*args, **kwargs))
         except BaseException as exc:  # noqa: BLE001 - whatever the target raises is its outcome
+            if self.in_controller and isinstance(exc, KeyboardInterrupt):
+                raise
             return plain.Outcome(exc=exc)
 
     def call(self, function: str, kwargs: dict) -> plain.Outcome:

@@ -172,3 +172,19 @@ def test_enum_members_keep_their_own_repr():
     assert repr(plain.roundtrip(Backend.FLASH_ATTN)) == repr(Backend.FLASH_ATTN)
     assert repr(plain.roundtrip(Backend.ODD)) == "<Backend.ODD>"
     assert plain.roundtrip(Backend.FLASH_ATTN).name == "FLASH_ATTN"
+
+
+def test_a_keyboard_interrupt_is_an_outcome_in_a_worker_and_the_users_in_the_controller():
+    """A target's KeyboardInterrupt (in its worker) is its outcome; in the controller, where only
+    the reference runs, it is the user interrupting the run and must propagate."""
+    from types import SimpleNamespace
+
+    from conformance.worker import TargetView
+
+    def interrupted():
+        raise KeyboardInterrupt()
+
+    target = SimpleNamespace(name="t", module=None, names={"f": interrupted})
+    assert isinstance(TargetView(target, "f", 1.0).invoke(interrupted).exc, KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt):
+        TargetView(target, "f", 1.0, in_controller=True).invoke(interrupted)
