@@ -154,13 +154,16 @@ def _adapt_backend(fn: Callable, module: types.ModuleType) -> Callable:
         if attn_backend_override is None:
             return fn(head_size, dtype)
         if form == "multimodal_config":
-            # the override comes from the multimodal config, validated by
-            # vLLM's own MultiModalConfig field validator.
-            from vllm.config import MultiModalConfig
+            # the override comes from the multimodal config (validated by vLLM's own
+            # MultiModalConfig field validator) of the current engine config, set with
+            # vLLM's own set_current_vllm_config, so the release's get_multimodal_config
+            # is exercised too. The engine config is the minimal stub vLLM's own tests use.
+            from vllm.config import MultiModalConfig, set_current_vllm_config
 
             name = getattr(attn_backend_override, "name", attn_backend_override)
             config = MultiModalConfig(mm_encoder_attn_backend=name)
-            with _patch_attr(module, "get_multimodal_config", lambda: config):
+            engine = types.SimpleNamespace(model_config=types.SimpleNamespace(multimodal_config=config))
+            with set_current_vllm_config(engine):
                 return fn(head_size, dtype)
         if form == "private":
             # the public function reads the engine config; the override
@@ -169,16 +172,6 @@ def _adapt_backend(fn: Callable, module: types.ModuleType) -> Callable:
         raise NotInThisForm("this release's get_vit_attn_backend takes no override")
 
     return documented
-
-
-@contextlib.contextmanager
-def _patch_attr(owner, name, value):
-    saved = getattr(owner, name)
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        setattr(owner, name, saved)
 
 
 def looks_like_vllm(module: types.ModuleType) -> bool:

@@ -609,9 +609,14 @@ DP_MROPE = FunctionSpec("run_dp_sharded_mrope_vision_model", "an M-RoPE model ru
                 "each rank runs exactly its balanced share of images",
                 _mrope_matches, lambda ranks: s_dp.mrope_problems("rope_3d", max_ranks=ranks),
                 examples=(_mrope_example([[1, 10, 100], [1, 10, 10], [1, 10, 20], [1, 5, 10]], 2),
-                          _mrope_example([], 3), _mrope_example([[1, 2, 2]], 4, merge=2))),
+                          _mrope_example([], 3), _mrope_example([[1, 2, 2]], 4, merge=2),
+                          # every image smaller than the merge window (0 tokens), more ranks than images:
+                          # every rank's share is 0 rows, and an empty rank must hand the gather 0 rows too
+                          _mrope_example([[1, 1, 1]], 2, merge=2), _mrope_example([[1, 1, 3], [2, 1, 1]], 3, merge=2))),
     *_dp_checks("property-matches-per-image-rope2d", "the same for rope_2d models ([h, w] grids, [tokens, r, hidden])",
-                _mrope_matches, lambda ranks: s_dp.mrope_problems("rope_2d", max_ranks=ranks)),
+                _mrope_matches, lambda ranks: s_dp.mrope_problems("rope_2d", max_ranks=ranks),
+                examples=(_mrope_example([[1, 1]], 2, merge=2, rope="rope_2d"),
+                          _mrope_example([[1, 3], [1, 1]], 3, merge=2, rope="rope_2d"))),
     *_dp_checks("property-model-dtype-differs", "the same when the pixels' dtype differs from the model's (rope_3d)",
                 _mrope_matches, lambda ranks: s_dp.mrope_problems("rope_3d", max_ranks=ranks, mixed_dtypes=True)),
     *_dp_checks("property-output-dtype-differs", "the same when the model's output dtype is not its parameters' (rope_3d)",

@@ -9,7 +9,10 @@ its own module globals (``get_tensor_model_parallel_world_size``,
 ``get_tensor_model_parallel_rank``, ``tensor_model_parallel_all_gather``),
 exactly as vLLM's ``vision.py`` imports them. The gather is strict: ranks
 disagreeing on shape (beyond the gather dim), dtype or device is a
-``CollectiveMismatch`` (a real gloo group would abort or return garbage).
+``CollectiveMismatch`` (a real gloo group would abort or return garbage), and
+so is a non-contiguous tensor, which NCCL's ``all_gather_into_tensor``
+refuses (vLLM's base device communicator hands it the tensor as it is; gloo
+on CPU would gather it correctly).
 """
 
 from __future__ import annotations
@@ -83,6 +86,12 @@ def run_simulated(fn: Callable, make_call: Callable[[Callable], Any], world: int
     for rank in range(world):
 
         def record(tensor, dim=-1, _rank=rank):
+            if isinstance(tensor, torch.Tensor) and not tensor.is_contiguous():
+                raise CollectiveMismatch(
+                    f"rank {_rank} handed the all-gather a non-contiguous {_describe(tensor)}; NCCL's "
+                    "all_gather_into_tensor, which vLLM's base device communicator calls (ROCm, or CUDA "
+                    "without PyNCCL), requires contiguous input"
+                )
             recorded[_rank] = tensor.detach().clone()
             gathers.append((_rank, dim))
             raise _Stop

@@ -11,6 +11,7 @@ unsharded one bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -38,7 +39,9 @@ class ModelSpec:
 
     ``parameterless``: the model has no parameters and computes in its
     input's dtype (an edge some implementations trip on). ``output_dtype``:
-    the output is cast to it, so it differs from the parameters' dtype. Every call is
+    the output is cast to it, so it differs from the parameters' dtype.
+    ``noncontiguous`` (``rows``): the output is a transposed view, the same
+    values but not contiguous, as NCCL would refuse to gather. Every call is
     recorded in ``model.calls`` as ``(rows, grids)`` (instrumentation).
     """
 
@@ -51,6 +54,7 @@ class ModelSpec:
     returns_list: bool = False
     parameterless: bool = False
     output_dtype: torch.dtype | None = None  # cast the output to this (differs from the parameters)
+    noncontiguous: bool = False  # "rows": the output is a transposed view (same values, not contiguous)
 
     @property
     def reduction(self) -> int:
@@ -109,7 +113,8 @@ class _SpecModel(torch.nn.Module):
         self.calls.append((int(pixels.shape[0]), grid_record))
         x = pixels if spec.parameterless else pixels.to(spec.dtype)
         if spec.kind == "rows":
-            return self.proj(x.reshape(x.shape[0], spec.in_dim))
+            out = self.proj(x.reshape(x.shape[0], spec.in_dim))
+            return out.t().contiguous().t() if spec.noncontiguous else out
         grid_list = grids.tolist() if isinstance(grids, torch.Tensor) else list(grids)
         pos = self._positions(grid_list).to(x.dtype)
         x = self._merged_patches(x, grid_list)
@@ -156,7 +161,25 @@ def plain_dp_problems(draw, max_ranks: int = MAX_RANKS) -> dict:
     dtype = draw(st.sampled_from(DTYPES))
     spec = ModelSpec("rows", math.prod(row_shape), draw(st.integers(1, 6)), dtype=dtype, seed=draw(st.integers(0, 999)))
     image_input = _ints((n, *row_shape), draw(st.integers(0, 999)), dtype)
+    if draw(st.booleans()):  # a model whose output is a non-contiguous view (NCCL would refuse to gather it)
+        spec = dataclasses.replace(spec, noncontiguous=True)
+        if n > world and spec.out_dim > 1:
+            event("plain DP: a model with non-contiguous output")
     return {"image_input": image_input, "model": spec, "world_size": world}
+
+
+# Real Qwen geometries: the ``[t, h, w]`` grids that the models' processors
+# give for these (height, width, frames) inputs (frames > 1: a video), sizes
+# whose grid fits the example budget. tests/test_ground_truth.py checks every
+# grid against transformers' Qwen2-VL image and video processors, set up as
+# each model's preprocessor config is (Qwen2.5-VL: patch 14; Qwen3-VL: patch
+# 16; both merge 2, temporal patch 2).
+QWEN_GEOMETRIES = {
+    "Qwen2.5-VL": {(224, 224, 1): [1, 16, 16], (252, 448, 1): [1, 18, 32], (56, 56, 1): [1, 4, 4],
+                   (480, 270, 1): [1, 34, 20], (100, 700, 1): [1, 8, 50], (224, 448, 4): [2, 16, 32]},
+    "Qwen3-VL": {(256, 256, 1): [1, 16, 16], (288, 512, 1): [1, 18, 32], (500, 300, 1): [1, 32, 18],
+                 (256, 256, 4): [2, 16, 16]},
+}
 
 
 @st.composite
@@ -171,6 +194,16 @@ def grid_lists(draw, rope_type: str = "rope_3d", merge: tuple[int, int] = (2, 2)
     if rope_type not in ("rope_3d", "rope_2d"):
         raise InvalidArgument(f"grid_lists(rope_type={rope_type!r}): accepted 'rope_3d' or 'rope_2d'")
     kh, kw = merge
+    if rope_type == "rope_3d" and merge == (2, 2) and draw(st.integers(0, 3)) == 0:
+        model = draw(st.sampled_from(sorted(QWEN_GEOMETRIES)))
+        grids = []
+        for size in draw(st.lists(st.sampled_from(sorted(QWEN_GEOMETRIES[model])), min_size=1, max_size=3)):
+            grid = list(QWEN_GEOMETRIES[model][size])
+            if sum(math.prod(g) for g in grids) + math.prod(grid) <= max_patches:
+                grids.append(grid)
+        if grids:
+            event(f"grid: real geometry {model}")
+            return grids
     count = draw(st.integers(0, max_images))
     equal = draw(st.booleans())
     uneven = draw(st.integers(0, 3)) == 0

@@ -107,7 +107,9 @@ def encoder_output_problems(draw, select: bool = True, with_norm: bool | None = 
     states = hidden_states(shape["num_loaded"], shape["batch"], shape["tokens"], shape["dim"])
     norm_on = draw(st.booleans()) if with_norm is None else with_norm
     norm = draw(post_norms(shape["dim"])) if norm_on else None
-    strategy = draw(st.none() | feature_select_strategies())
+    # no batch folds here: the strategy meets the real hidden states, whose batch is the input's,
+    # so a batch-dependent count tells nothing more than a slice does
+    strategy = draw(st.none() | feature_select_strategies(include_folds=False))
     proc = {"last_hs_proc": HeadProc()} if with_proc else {}
     if not select:
         return {"encoder_outputs": states[-1], "post_layer_norm": norm, **proc, "feature_select_strategy": strategy}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from hypothesis import strategies as st
+from hypothesis import event, strategies as st
 
 from ._budget import MAX_ELEMENTS
 
@@ -25,20 +25,46 @@ class SliceStrategy:
         return feats[:, self.start : self.stop : self.step, :]
 
 
+@dataclass(frozen=True)
+class FoldStrategy:
+    """A callable feature-select strategy whose kept count depends on the batch:
+    the batch folded into the tokens, ``feats.reshape(1, B * L, D)``, then every
+    ``step``-th token. On the documented dummy ``[1, L, D]`` it keeps
+    ``ceil(L / step)``; on any other batch size, another count."""
+
+    step: int
+
+    def __call__(self, feats: torch.Tensor) -> torch.Tensor:
+        return feats.reshape(1, -1, feats.shape[-1])[:, :: self.step, :]
+
+
 def named_strategies() -> st.SearchStrategy[str]:
     """One of ``"class"``, ``"default"``, ``"full"``."""
     return st.sampled_from(NAMED)
 
 
-def callable_strategies() -> st.SearchStrategy[SliceStrategy]:
-    """Callable strategies that keep a (possibly empty) slice of the tokens."""
+def callable_strategies(include_folds: bool = True) -> st.SearchStrategy[SliceStrategy | FoldStrategy]:
+    """Callable strategies: a (possibly empty) slice of the tokens, or (when
+    ``include_folds``) the batch folded into the tokens, a count that depends
+    on the batch size."""
     bound = st.none() | st.integers(-6, 6)
-    return st.builds(SliceStrategy, bound, bound, st.none() | st.integers(1, 3))
+    slices = st.builds(SliceStrategy, bound, bound, st.none() | st.integers(1, 3))
+    return slices | _folds() if include_folds else slices
 
 
-def feature_select_strategies(include_callables: bool = True) -> st.SearchStrategy:
-    """Named strategies, and callables when ``include_callables``."""
-    return named_strategies() | callable_strategies() if include_callables else named_strategies()
+def _folds() -> st.SearchStrategy[FoldStrategy]:
+    def drawn(fold: FoldStrategy) -> FoldStrategy:
+        event("feature select: a callable whose count depends on the batch size")
+        return fold
+    return st.builds(FoldStrategy, st.integers(1, 3)).map(drawn)
+
+
+def feature_select_strategies(include_callables: bool = True, include_folds: bool = True) -> st.SearchStrategy:
+    """Named strategies, and callables when ``include_callables`` (folds of the
+    batch into the tokens among them when ``include_folds``)."""
+    if not include_callables:
+        return named_strategies()
+    return named_strategies() | callable_strategies(include_folds)
 
 
 def invalid_strategies() -> st.SearchStrategy:

@@ -699,3 +699,40 @@ def test_pos_ids_against_qwen_vl_get_rope_index(impl, prefix, modality, grid, me
     got = fn(prefix, 0, merge, t_index, *_as_tensors([h], [w]))
     assert got.dtype == torch.int64
     assert torch.equal(got, expected), (got, expected)
+
+
+# --------------------------------------------------------------------------- #
+# the real Qwen grid geometries that strategies/dp.py draws for the mrope helper
+# --------------------------------------------------------------------------- #
+
+
+def _qwen_processor_grid(model: str, height: int, width: int, frames: int) -> list[int]:
+    """The grid transformers' processors give, set up as each model's preprocessor config is."""
+    qwen2 = pytest.importorskip("transformers.models.qwen2_vl.image_processing_qwen2_vl")
+    video = pytest.importorskip("transformers.models.qwen2_vl.video_processing_qwen2_vl")
+    patch = {"Qwen2.5-VL": 14, "Qwen3-VL": 16}[model]
+    # Qwen2.5-VL-7B-Instruct: min_pixels 3136, max_pixels 12845056; Qwen3-VL: shortest 65536, longest 16777216
+    # (images); videos: the video processors' own defaults, scaled to the patch size (Qwen3-VL's is its own class).
+    if frames == 1:
+        size = ({"shortest_edge": 3136, "longest_edge": 12845056} if model == "Qwen2.5-VL"
+                else {"shortest_edge": 65536, "longest_edge": 16777216})
+        proc = qwen2.Qwen2VLImageProcessor(patch_size=patch, merge_size=2, temporal_patch_size=2, size=size)
+        return proc(images=[np.zeros((height, width, 3), dtype=np.uint8)], return_tensors="pt")["image_grid_thw"][0].tolist()
+    if model == "Qwen3-VL":
+        proc = pytest.importorskip("transformers.models.qwen3_vl.video_processing_qwen3_vl").Qwen3VLVideoProcessor()
+        kw = {}
+    else:
+        proc, kw = video.Qwen2VLVideoProcessor(), {"cap_pixels_per_frame": False}
+    clip = np.zeros((frames, height, width, 3), dtype=np.uint8)
+    return proc(videos=[clip], return_tensors="pt", do_sample_frames=False, **kw)["video_grid_thw"][0].tolist()
+
+
+def test_the_drawn_qwen_grids_are_the_processors_grids():
+    """Ground truth for the 'real geometry Qwen2.5-VL / Qwen3-VL' class of strategies/dp.py: every
+    grid it draws is what transformers' Qwen-VL processors make of that image or video."""
+    from strategies.dp import QWEN_GEOMETRIES
+
+    wrong = {(model, size): (grid, _qwen_processor_grid(model, *size))
+             for model, table in QWEN_GEOMETRIES.items() for size, grid in table.items()
+             if _qwen_processor_grid(model, *size) != grid}
+    assert not wrong, f"(drawn, transformers): {wrong}"

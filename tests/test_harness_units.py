@@ -68,6 +68,18 @@ def test_simulation_catches_mismatched_gather_and_skipped_collective():
         run_simulated(skips, lambda fn: fn(), 2)
 
 
+def test_simulation_refuses_a_non_contiguous_gather_as_nccl_does():
+    """NCCL's all_gather_into_tensor refuses non-contiguous input (vLLM's base communicator hands it
+    the tensor as it is); the simulated group does too, and gathers the same values made contiguous."""
+    body = ("def f():\n"
+            "    x = torch.arange(6.0).reshape(3, 2).t()\n"
+            "    return tensor_model_parallel_all_gather(x{}, dim=0)\n")
+    with pytest.raises(CollectiveMismatch, match="non-contiguous"):
+        run_simulated(_module_fn(body.format("")), lambda fn: fn(), 2)
+    results = run_simulated(_module_fn(body.format(".contiguous()")), lambda fn: fn(), 2)
+    assert results[0].tolist() == [[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]] * 2
+
+
 def test_simulation_refuses_functions_without_the_group_names():
     with pytest.raises(SimulationUnsupported):
         run_simulated(lambda: 1, lambda fn: fn(), 2)

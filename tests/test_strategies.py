@@ -9,7 +9,7 @@ from hypothesis.statistics import collector
 
 from conformance import profiles  # noqa: F401 - registers the suite's profiles (ours, under our names)
 from conformance.plugin import _events as report_events
-from strategies import dp as s_dp, encoder_info as s_info, encoder_outputs as s_enc
+from strategies import dp as s_dp, encoder_info as s_info, encoder_outputs as s_enc, feature_select as s_fs
 
 
 def _events(strategy) -> dict[str, int]:
@@ -41,6 +41,11 @@ BOUNDARY_CLASSES = {
     "mrope rope_3d": (s_dp.mrope_problems("rope_3d"), [
         "grid: a patch count not a multiple of the merge factor", "mrope: a half-precision model",
         "mrope: a rank without images (half model)", "mrope: a rank without images (float model)",
+        "grid: real geometry Qwen2.5-VL", "grid: real geometry Qwen3-VL",
+    ]),
+    "plain DP": (s_dp.plain_dp_problems(), ["plain DP: a model with non-contiguous output"]),
+    "feature select": (s_fs.feature_select_strategies(), [
+        "feature select: a callable whose count depends on the batch size",
     ]),
     "mrope rope_2d": (s_dp.mrope_problems("rope_2d"), ["grid: a patch count not a multiple of the merge factor"]),
     "encoder outputs": (s_enc.encoder_output_problems(), [
