@@ -28,7 +28,7 @@ os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
 
 def make_jobs(count: int, target: str, seed: int = 0) -> list[dict]:
-    from strategies.dp import ModelSpec
+    from vllm_vision_conformance.strategies.dp import ModelSpec
 
     rng = random.Random(seed)
     jobs = []
@@ -46,8 +46,8 @@ def make_jobs(count: int, target: str, seed: int = 0) -> list[dict]:
 
 def _spawned_rank(rank, world, port, target_name, job, results):
     """One rank of a group that lives for one example (a fresh interpreter)."""
-    from conformance import rankpool
-    from conformance.targets import VLLM_MODULE, load_in_process, load_reference
+    from vllm_vision_conformance.conformance import rankpool
+    from vllm_vision_conformance.conformance.targets import VLLM_MODULE, load_in_process, load_reference
 
     target = load_in_process("vllm", "vllm", VLLM_MODULE) if target_name == "vllm" else load_reference()
     rankpool.register_targets([target])
@@ -57,7 +57,7 @@ def _spawned_rank(rank, world, port, target_name, job, results):
 
 
 def spawn_per_example(job: dict, world: int) -> float:
-    from conformance.rankpool import _free_port
+    from vllm_vision_conformance.conformance.rankpool import _free_port
 
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
@@ -79,8 +79,8 @@ def main() -> int:
     parser.add_argument("--spawn-runs", type=int, default=2)
     args = parser.parse_args()
 
-    from conformance import rankpool
-    from conformance.targets import VLLM_MODULE, LoadError, load_in_process, load_reference
+    from vllm_vision_conformance.conformance import rankpool
+    from vllm_vision_conformance.conformance.targets import VLLM_MODULE, LoadError, load_in_process, load_reference
 
     try:
         vllm = load_in_process("vllm", "vllm", VLLM_MODULE)

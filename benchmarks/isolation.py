@@ -42,7 +42,7 @@ def base_commit() -> str:
 def run(tree: str, suite_args: list[str], folder: str, tag: str) -> tuple[float, dict]:
     report = os.path.join(folder, f"report-{tag}.json")
     env = dict(os.environ, PYTHONPATH=tree, VLLM_LOGGING_LEVEL="ERROR")
-    cmd = [sys.executable, "-m", "conformance", "--hypothesis-profile=ci", "--report-json", report, *suite_args]
+    cmd = [sys.executable, "-m", "vllm_vision_conformance", "--profile=ci", "--report-json", report, *suite_args]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start

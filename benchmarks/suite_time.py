@@ -22,7 +22,7 @@ import time
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         report = os.path.join(tmp, "report.json")
-        cmd = [sys.executable, "-m", "conformance", "--hypothesis-profile=ci", "--report-json", report, *sys.argv[1:]]
+        cmd = [sys.executable, "-m", "vllm_vision_conformance", "--profile=ci", "--report-json", report, *sys.argv[1:]]
         start = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
         wall = time.perf_counter() - start

@@ -16,7 +16,7 @@ import types
 from typing import Any, Callable
 
 # The documented names, in the order of the docs page; the reference exports exactly these.
-from reference import __all__ as _DOCUMENTED  # noqa: E402
+from ..reference import __all__ as _DOCUMENTED  # noqa: E402
 
 DOCUMENTED = tuple(_DOCUMENTED)
 

@@ -111,7 +111,7 @@ def parse(text: str, source: str) -> Expectations:
 
 
 def _check_rule(function: str, rule: str, where: str) -> None:
-    from reference import departures
+    from ..reference import departures
 
     if departures.get(function, rule) is None:
         known = ", ".join(departures.names(function)) or "none"
@@ -120,7 +120,7 @@ def _check_rule(function: str, rule: str, where: str) -> None:
 
 def builtin_path(name: str) -> str | None:
     """The shipped file for ``name`` (e.g. ``vllm-0.33.0``), if there is one."""
-    candidate = resources.files("conformance").joinpath(BUILTIN_DIR, f"{name}.txt")
+    candidate = resources.files(__package__).joinpath(BUILTIN_DIR, f"{name}.txt")
     return str(candidate) if candidate.is_file() else None
 
 

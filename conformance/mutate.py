@@ -563,12 +563,12 @@ def run_batch(control_source: str, batch: list[Mutant], opts: Options, number: i
             args += ["--expectations", f"{name}={opts.release}"]
     report_path = folder / "report.json"
     args += ["--targets", ",".join(names), "--only", ",".join(only), "--report-json", str(report_path),
-             f"--hypothesis-profile={opts.profile}", "--dp-group", opts.dp_group,
+             f"--profile={opts.profile}", "--dp-group", opts.dp_group,
              "--example-timeout", f"{opts.example_timeout:g}", *opts.extra]
     log = folder / "output.txt"
     start = time.monotonic()
     with open(log, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen([opts.python, "-m", "conformance", *args], stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen([opts.python, "-m", "vllm_vision_conformance", *args], stdout=out, stderr=subprocess.STDOUT,
                                 cwd=folder, env=_suite_env())
         try:
             status = proc.wait()

@@ -22,7 +22,7 @@ import sys
 import types
 from typing import Any, Iterator
 
-from reference.backend import PlatformFacts
+from ..reference.backend import PlatformFacts
 
 _MISSING = object()
 

@@ -1,289 +1,74 @@
-"""The pytest plugin (entry point ``pytest11``): options, parametrization over
-target x function x check, expectations, the report and the exit status.
+"""The pytest plugin (entry point ``pytest11``): the suite's options, and nothing else
+until the conformance suite is collected.
 
-The controller (this process) draws every input, computes the reference's
-observation on its own copy, has each other target observed in its own
-worker process (``conformance.worker``), and judges plain data. Exit status:
-0 every requested check of every requested target ran and conformed or
-diverged only as recorded; 1 a divergence beyond that (or a stale entry under
-``--strict-expectations``); 2 bad input (one line each, other targets' results
-kept); 3 the run is incomplete (interrupted, or a check did not run or could
-not be judged). See ``conformance.results.Exit``.
+Installed in a vLLM development environment or a plugin's CI, this module is loaded
+by every pytest run there. So it imports only the standard library and pytest, adds
+options that all carry the ``--vvc-`` prefix, and registers the suite's hooks
+(``conformance.session``: the targets, the checks, the report, the exit status) and
+its Hypothesis profiles only in a run of the suite itself: the CLI, or
+``pytest --pyargs vllm_vision_conformance.conformance.suite``. Another project's run
+sees these options in ``--help`` (one group, all prefixed) and no other change.
 """
 
 from __future__ import annotations
 
-import math
-import multiprocessing
 import os
-import shlex
-import signal
-import sys
-import time
 
 import pytest
 
-from . import profiles  # noqa: F401 - registers the Hypothesis profiles
-from .checks import FAULT_SHRINKS, Ctx, Divergence, HarnessError, NotApplicable, Unsupported, format_call, fresh
-from .expectations import BadExpectations, Expectations, default_for_release, load as load_expectations
-from .results import CheckResult, Exit, Report, Status, check_writable, worst
-from .targets import Target
+SUITE_PACKAGE = __name__.rsplit(".", 1)[0] + ".suite"  # vllm_vision_conformance.conformance.suite
+SUITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "suite")
+PREFIX = "--vvc-"
 
-
-
-class _StopCheck(BaseException):
-    """Ends a property at once (Hypothesis does not catch it): the target's process
-    hung, or kept dying; the check's verdict is the fault already recorded."""
+# (CLI spelling, help, addoption keywords); the pytest option is PREFIX + the CLI spelling.
+OPTIONS = (
+    ("impl", "add a candidate implementation: NAME=dotted.module, NAME=path/to/file.py or NAME=ep:ENTRY_POINT "
+             "(repeatable)", dict(action="append", default=[], metavar="NAME=SPEC")),
+    ("targets", "check only these targets (reference, vllm, candidate names); default: all",
+     dict(default=None, metavar="NAME,...")),
+    ("only", "run only these checks (the ids the report prints)",
+     dict(default=None, metavar="TARGET.FUNCTION.CHECK,...")),
+    ("expectations", "known divergences of target NAME: a path, or a shipped name such as vllm-0.33.0",
+     dict(action="append", default=[], metavar="NAME=FILE")),
+    ("ignore-expectations", "ignore every recorded expectation and report all divergences",
+     dict(action="store_true")),
+    ("strict-expectations", "fail (exit 1) when an expectation entry matched no divergence (a stale entry)",
+     dict(action="store_true")),
+    ("report-json", "write the report as JSON (rewritten after every check; 'complete' says whether the run "
+                    "finished)", dict(default=None, metavar="PATH")),
+    ("example-timeout", "time bound of one call of a target, and of one job of a real group (default 30); past "
+                        "it the target's process is killed", dict(default="30", metavar="SECONDS")),
+    ("load-timeout", "time bound of loading a target (importing vLLM or a candidate) in its process (default "
+                     "300)", dict(default="300", metavar="SECONDS")),
+    ("dp-group", "groups the data-parallel checks run under: the in-process simulation, real gloo process "
+                 "groups (forked ranks, vLLM's own group setup), or both (default)",
+     dict(default="both", choices=("sim", "gloo", "both"))),
+    ("baseline", "gate against the JSON report of a base run: exit 1 only on a divergence the base run does "
+                 "not have (printed first), 0 otherwise, whatever the expectations say",
+     dict(default=None, metavar="BASE.json")),
+    ("baseline-target", "target in the base report (default: vllm, or its one checked candidate)",
+     dict(default=None, metavar="NAME")),
+    ("gate-target", "target of this run that is gated (default: vllm, or the one checked candidate)",
+     dict(default=None, metavar="NAME")),
+    ("allow-expected", "with --baseline: a new divergence recorded in this run's expectations does not fail",
+     dict(action="store_true")),
+    ("profile", "the suite's Hypothesis profile: dev, ci (default; derandomized) or thorough; "
+                "--hypothesis-profile NAME picks any registered profile instead",
+     dict(default=None, metavar="NAME")),
+)
 
 
 def pytest_addoption(parser):
-    group = parser.getgroup("vllm-vision-conformance")
-    group.addoption("--impl", action="append", default=[], metavar="NAME=SPEC",
-                    help="add a candidate implementation: NAME=dotted.module, NAME=path/to/file.py or "
-                         "NAME=ep:ENTRY_POINT (repeatable)")
-    group.addoption("--targets", default=None, metavar="NAME,...",
-                    help="check only these targets (reference, vllm, candidate names); default: all")
-    group.addoption("--only", default=None, metavar="TARGET.FUNCTION.CHECK,...",
-                    help="run only these checks (the ids the report prints)")
-    group.addoption("--expectations", action="append", default=[], metavar="NAME=FILE",
-                    help="known divergences of target NAME: a path, or a shipped name such as vllm-0.33.0")
-    group.addoption("--ignore-expectations", action="store_true",
-                    help="ignore every recorded expectation and report all divergences")
-    group.addoption("--strict-expectations", action="store_true",
-                    help="fail (exit 1) when an expectation entry matched no divergence (a stale entry)")
-    group.addoption("--report-json", default=None, metavar="PATH",
-                    help="write the report as JSON (rewritten after every check; 'complete' says whether the "
-                         "run finished)")
-    group.addoption("--example-timeout", default="30", metavar="SECONDS",
-                    help="time bound of one call of a target, and of one job of a real group (default 30); "
-                         "past it the target's process is killed")
-    group.addoption("--load-timeout", default="300", metavar="SECONDS",
-                    help="time bound of loading a target (importing vLLM or a candidate) in its process "
-                         "(default 300)")
-    group.addoption("--dp-group", default="both", choices=("sim", "gloo", "both"),
-                    help="groups the data-parallel checks run under: the in-process simulation, real gloo "
-                         "process groups (forked ranks, vLLM's own group setup), or both (default)")
-    group.addoption("--baseline", default=None, metavar="BASE.json",
-                    help="gate against the JSON report of a base run: exit 1 only on a divergence the base "
-                         "run does not have (printed first), 0 otherwise, whatever the expectations say")
-    group.addoption("--baseline-target", default=None, metavar="NAME",
-                    help="target in the base report (default: vllm, or its one checked candidate)")
-    group.addoption("--gate-target", default=None, metavar="NAME",
-                    help="target of this run that is gated (default: vllm, or the one checked candidate)")
-    group.addoption("--allow-expected", action="store_true",
-                    help="with --baseline: a new divergence recorded in this run's expectations does not fail")
+    group = parser.getgroup("vllm-vision-conformance", "vllm-vision-conformance (only in a run of its suite)")
+    for name, text, kw in OPTIONS:
+        group.addoption(PREFIX + name, dest="vvc_" + name.replace("-", "_"), help=text, **kw)
 
 
-def _seconds(config, option: str, errors: list[str]) -> float:
-    raw = config.getoption(option)
-    flag = "--" + option.replace("_", "-")
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not (math.isfinite(value) and value > 0):
-        errors.append(f"{flag} {raw!r}: not a time bound; accepted: a finite number of seconds > 0 (e.g. 30)")
-        return 30.0
-    return value
-
-
-class ConformanceSession:
-    def __init__(self, config) -> None:
-        self.config = config
-        self.bad_input: list[str] = []
-        self.incomplete: list[str] = []
-        self.gate_text = ""  # --baseline: the comparison, printed before the report
-        self.results: list[CheckResult] = []
-        self.requested: list[str] = []
-        self.expectations: dict[str, Expectations] = {}
-        self.hosts: list = []
-        self.started = time.monotonic()
-        self.printed = False
-        self.fatal = False  # an option is bad: nothing runs
-        self.timeout = _seconds(config, "example_timeout", self.bad_input)
-        self.load_timeout = _seconds(config, "load_timeout", self.bad_input)
-        self.report_path = config.getoption("report_json")
-        if self.report_path:
-            why = check_writable(self.report_path)
-            if why:
-                self.bad_input.append(f"--report-json {self.report_path}: cannot write the report there ({why}); "
-                                      "accepted: a file path in an existing, writable folder")
-                self.report_path = None
-        for line in getattr(config, "_vvc_option_errors", []):
-            self.bad_input.append(line)
-        self.fatal = bool(self.bad_input)
-        wanted = config.getoption("targets")
-        names = [n.strip() for n in wanted.split(",") if n.strip()] if wanted else None
-        from . import targets as targets_mod
-
-        self.targets, errors = targets_mod.plan(config.getoption("impl"), set(names) if names else None)
-        self.bad_input.extend(errors)
-        self.reference = self.targets[0]
-        known = {t.name for t in self.targets}
-        if names:
-            for name in names:
-                if name not in known:
-                    self.error(f"--targets {name!r}: no such target (known: {', '.join(sorted(known))})")
-        only = config.getoption("only")
-        self.only = {x.strip() for x in only.split(",") if x.strip()} if only else None
-        if not self.fatal:
-            warm = self.only is None or any(".get_vision_encoder_info." in c for c in self.only)
-            self.hosts = targets_mod.start(self.targets, load_timeout=self.load_timeout, warm=warm)
-        for target in self.targets:
-            if target.load_error:
-                self.error(target.load_error)
-        self._load_expectations()
-        self.checked = [t for t in self.targets if t.skip_reason is None]
-        choice = config.getoption("dp_group")
-        self.dp_groups = {"sim", "gloo"} if choice == "both" else {choice}
-        if self.only is not None:
-            self._check_only()
-
-    def error(self, line: str) -> None:
-        if line not in self.bad_input:
-            self.bad_input.append(line)
-
-    def _load_expectations(self) -> None:
-        given: dict[str, str] = {}
-        for value in self.config.getoption("expectations"):
-            name, sep, spec = value.partition("=")
-            if not sep:
-                self.error(f"--expectations {value!r} is not NAME=FILE (FILE: a path or a shipped name such as "
-                           "vllm-0.33.0)")
-                continue
-            given[name] = spec
-        for target in self.targets:
-            spec = given.pop(target.name, None)
-            if spec is None and target.kind == "vllm" and target.release:
-                spec = default_for_release(target.release)
-            if spec is None:
-                self.expectations[target.name] = Expectations()
-                continue
-            try:
-                self.expectations[target.name] = load_expectations(spec)
-            except (BadExpectations, OSError) as exc:
-                self.error(str(exc))
-                self.expectations[target.name] = Expectations()
-        for name in given:
-            self.error(f"--expectations {name}=...: no such target")
-
-    def all_cases(self, targets=None, groups=None):
-        from .registry import REGISTRY
-
-        groups = self.dp_groups if groups is None else groups
-        for target in targets if targets is not None else self.checked:
-            for spec in REGISTRY:
-                for check in spec.checks:
-                    if target.kind == "reference" and check.needs_reference:
-                        continue
-                    if check.group is not None and check.group not in groups:
-                        continue
-                    yield f"{target.name}.{spec.name}.{check.id}"
-
-    def _check_only(self) -> None:
-        possible = set(self.all_cases(self.targets))
-        any_group = set(self.all_cases(self.targets, {"sim", "gloo"}))
-        names = {t.name for t in self.targets}
-        for case_id in sorted(self.only):
-            if case_id in possible and not self.target(case_id.split(".", 1)[0]).skip_reason:
-                continue
-            target = case_id.split(".", 1)[0]
-            if target not in names:
-                self.error(f"--only {case_id}: no such target {target!r} (ids are TARGET.FUNCTION.CHECK, "
-                           "as the report prints them)")
-            elif case_id in any_group and self.target(target).skip_reason:
-                self.error(f"--only {case_id}: target {target!r} is left out by --targets (accepted: add it there)")
-            elif case_id in any_group:
-                self.error(f"--only {case_id}: a check of a group that --dp-group "
-                           f"{self.config.getoption('dp_group')} leaves out (accepted: --dp-group both)")
-            else:
-                self.error(f"--only {case_id}: no such check (ids are TARGET.FUNCTION.CHECK, as the report "
-                           "prints them; the reference is not checked against itself)")
-
-    def cases(self):
-        if self.fatal:
-            return
-        for case_id in self.all_cases():
-            target = self.target(case_id.split(".", 1)[0])
-            if target.load_error:
-                continue
-            if self.only is not None and case_id not in self.only:
-                continue
-            yield case_id
-
-    def stale_entries(self) -> list:
-        """Entries that matched nothing although their check ran (or that name no check at all)."""
-        from .registry import REGISTRY
-
-        known = {(spec.name, check.id) for spec in REGISTRY for check in spec.checks}
-        ran = {(r.target, r.function, r.check) for r in self.results if r.status not in (
-            Status.SKIPPED, Status.NOT_PROVIDED, Status.NOT_RUN)}
-        checked = {t.name for t in self.checked if t.usable}
-        return [(name, e) for name, exp in self.expectations.items() if name in checked for e in exp.stale()
-                if (name, e.function, e.check) in ran or (e.function, e.check) not in known]
-
-    def target(self, name: str) -> Target:
-        return next(t for t in self.targets if t.name == name)
-
-    def repro(self, case_id: str) -> str:
-        target = self.target(case_id.split(".", 1)[0])
-        parts = ["vllm-vision-conformance"]
-        if target.kind == "candidate":
-            parts += ["--impl", f"{target.name}={os.path.abspath(target.spec) if os.path.exists(target.spec) else target.spec}"]
-        for value in self.config.getoption("expectations"):
-            if value.startswith(target.name + "="):
-                parts += ["--expectations", value]
-        if self.config.getoption("ignore_expectations"):
-            parts.append("--ignore-expectations")
-        parts += ["--targets", target.name, "--only", case_id]
-        profile = getattr(self.config.option, "hypothesis_profile", None)
-        if profile:
-            parts += ["--hypothesis-profile", profile]
-        seed = getattr(self.config.option, "hypothesis_seed", None)
-        if seed is not None:  # a profile that is not derandomized replays only with its seed
-            parts += ["--hypothesis-seed", str(seed)]
-        if self.timeout != 30.0:
-            parts += ["--example-timeout", f"{self.timeout:g}"]
-        return " ".join(shlex.quote(p) for p in parts)
-
-    # -- the report --
-    def report(self, exit_status: int | None = None, complete: bool = False) -> Report:
-        from .report import build
-
-        return build(self, self.config, exit_status, complete)
-
-    def checkpoint(self) -> None:
-        """Rewrite the JSON report (incomplete) so that nothing is lost if the run dies."""
-        if self.report_path:
-            try:
-                self.report().save(self.report_path)
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        from . import rankpool
-        from .targets import close
-
-        close(self.targets, self.hosts)
-        self.hosts = []
-        rankpool.close_all()
-
-
-def session(config) -> ConformanceSession:
-    existing = getattr(config, "_vvc_session", None)
-    if existing is None:
-        existing = config._vvc_session = ConformanceSession(config)
-    return existing
-
-
-SUITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "suite")
-
-
-def _runs_our_suite(config) -> bool:
-    """Whether this pytest run collects the conformance suite (the CLI, or ``--pyargs conformance.suite``)."""
+def runs_our_suite(config) -> bool:
+    """Whether this pytest run collects the conformance suite (the CLI, or ``--pyargs`` of the suite)."""
     for arg in config.args:
         path = arg.split("::")[0]
-        if path == "conformance.suite" or path.startswith("conformance.suite.") or \
+        if path == SUITE_PACKAGE or path.startswith(SUITE_PACKAGE + ".") or \
                 os.path.abspath(path).startswith(SUITE_DIR):
             return True
     return False
@@ -291,442 +76,8 @@ def _runs_our_suite(config) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
-    """Refuse a Hypothesis profile that does not exist before Hypothesis's own plugin loads it
-    (only in a run of our suite: another project's run is left as it is)."""
-    profile = getattr(config.option, "hypothesis_profile", None)
-    if profile and _runs_our_suite(config):
-        from hypothesis import settings
-        from hypothesis.errors import InvalidArgument
+    """In a run of the suite only: register its hooks (before Hypothesis's plugin reads its profile)."""
+    if runs_our_suite(config) and not config.pluginmanager.has_plugin("vllm_vision_conformance.session"):
+        from . import session
 
-        try:
-            settings.get_profile(profile)
-        except InvalidArgument:
-            from .profiles import PROFILES
-
-            config._vvc_option_errors = [
-                f"--hypothesis-profile {profile!r}: no such profile; accepted: {', '.join(PROFILES)} "
-                "(or one registered by your own conftest)"]
-            config.option.hypothesis_profile = None
-
-
-def pytest_generate_tests(metafunc):
-    if "conformance_case" in metafunc.fixturenames:
-        sess = session(metafunc.config)
-        ids = list(sess.cases())
-        sess.requested = ids
-        metafunc.parametrize("conformance_case", ids, ids=ids)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(session, config, items):
-    sess = getattr(config, "_vvc_session", None)
-    if sess is None:
-        return
-    if sess.fatal:
-        config.hook.pytest_deselected(items=list(items))
-        items[:] = []
-        return
-    selected = {item.callspec.params["conformance_case"] for item in items
-                if hasattr(item, "callspec") and "conformance_case" in item.callspec.params}
-    sess.requested = [c for c in sess.requested if c in selected]
-
-
-def pytest_collection_finish(session):
-    sess = getattr(session.config, "_vvc_session", None)
-    if sess is None:
-        return
-    if not sess.requested and not sess.bad_input:
-        how = [f for f, opt in (("-k", "keyword"), ("--only", "only"), ("--targets", "targets"))
-               if session.config.getoption(opt)]
-        sess.error("no check is selected" + (f" (by {', '.join(how)})" if how else "") +
-                   "; the ids are TARGET.FUNCTION.CHECK, as the report prints them")
-    if sess.requested and threading_main() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        # A terminated run still writes its report (marked incomplete) and says so in its exit status.
-        signal.signal(signal.SIGTERM, _terminate)
-        sess.sigterm = True
-
-
-def threading_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def _terminate(signum, frame):
-    raise KeyboardInterrupt("terminated (SIGTERM)")
-
-
-def _first_divergence(exc: BaseException) -> BaseException:
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            return _first_divergence(inner)
-    return exc
-
-
-class _Runner:
-    """One check of one function on one target: examples in, verdict out."""
-
-    def __init__(self, sess: ConformanceSession, target: Target, function: str, check, entries=()) -> None:
-        from .worker import TargetView
-
-        self.sess, self.target, self.function, self.check = sess, target, function, check
-        self.entries = list(entries)  # the target's expectations entries for this check, applied on every input
-        self.departures: list[tuple[str, str, object]] = []  # (input, divergence, the entry describing it)
-        self.ctx = Ctx(target, function, timeout=sess.timeout)
-        self.ref_view = TargetView(sess.reference.local, function, sess.timeout, in_controller=True)
-        self.view = TargetView(target.local, function, sess.timeout, in_controller=True) \
-            if target.local is not None else None
-        self.fault: tuple[str, str] | None = None  # (cause, call) of the last fault
-
-    def observe(self, example: dict):
-        from . import plain
-        from .worker import WorkerFault
-
-        if self.view is not None:  # the reference, in this process
-            try:
-                return plain.roundtrip(self.check.probe(self.view, fresh(example)))
-            except Exception as exc:  # noqa: BLE001 - our own probe failed on our own reference
-                raise HarnessError(f"the probe failed on the reference: {type(exc).__name__}: {exc}") from None
-        try:
-            reply = self.target.process.probe(self.function, self.check.id, example, self.sess.timeout)
-        except WorkerFault as fault:
-            self.ctx.faults += 1
-            self.fault = (fault.cause, self.ctx.current)
-            if fault.hung or fault.final or self.ctx.faults > FAULT_SHRINKS:
-                raise _StopCheck() from None
-            raise self.ctx.diverge(fault.cause) from None
-        if reply[0] == "ok" and len(reply) == 2:
-            try:
-                return plain.decode(reply[1])
-            except plain.Malformed as exc:
-                self.ctx.faults += 1
-                self.fault = (f"the worker sent a malformed reply ({exc})", self.ctx.current)
-                raise self.ctx.diverge(self.fault[0]) from None
-        if reply[0] == "probe-failed" and len(reply) == 3:
-            try:
-                exc = plain.decode(reply[1]).exc
-                what = f"{exc.short_name}: {exc.message.splitlines()[0] if exc.message else ''}"
-            except (plain.Malformed, AttributeError):
-                what = "(unreadable)"
-            raise HarnessError(f"the probe failed in {self.target.name}'s process: {what}")
-        self.fault = ("the worker sent a malformed reply", self.ctx.current)
-        raise self.ctx.diverge(self.fault[0])
-
-    def reference(self, example: dict):
-        from . import plain
-
-        if self.check.ref_probe is None:
-            return None
-        try:
-            return plain.roundtrip(self.check.ref_probe(self.ref_view, fresh(example)))
-        except Exception as exc:  # noqa: BLE001
-            raise HarnessError(f"the reference's probe failed: {type(exc).__name__}: {exc}") from None
-
-    def recorded(self, example: dict, got, exc: Divergence):
-        """The expectations entry that describes this divergence (None: none does):
-        its TEXT is in the message, or the target follows its rule on this input
-        (the reference with the rule changed, judged like the contract)."""
-        rules = []
-        for entry in self.entries:
-            if not entry.rule:
-                if entry.describes(exc.what):
-                    return entry
-                continue
-            rules.append(entry.rule)
-            for rule in entry.rule.split(","):
-                want = self.rule_outcome(rule, example)
-                try:
-                    self.check.judge(self.ctx, example, got, want)
-                except Divergence:
-                    continue
-                return entry
-        if rules:
-            exc.what = f"{exc.what} (and it does not follow the recorded rule {','.join(rules)} either)"
-        return None
-
-    def rule_outcome(self, rule: str, example: dict):
-        import dataclasses
-
-        from reference import departures
-
-        from . import plain
-        from .worker import TargetView
-
-        probe = self.check.ref_probe or self.check.probe
-        local = self.sess.reference.local
-        local = dataclasses.replace(local, name=f"rule {rule}",
-                                    names={**local.names, self.function: departures.get(self.function, rule)})
-        try:
-            return plain.roundtrip(probe(TargetView(local, self.function, self.sess.timeout, in_controller=True), fresh(example)))
-        except Exception as exc:  # noqa: BLE001
-            raise HarnessError(f"the probe failed on the recorded rule {rule}: {type(exc).__name__}: {exc}") from None
-
-    def example(self, drawn: dict) -> None:
-        """Run one example: prepare, observe, judge."""
-        ctx = self.ctx
-        ctx.current = format_call(self.function, drawn)
-        ctx.examples += 1
-        try:
-            example = self.check.prepare(ctx, drawn) if self.check.prepare else drawn
-        except NotApplicable:
-            ctx.not_applicable += 1
-            return
-        if example is not drawn:
-            ctx.current = format_call(self.function, example)
-        want = self.reference(example)
-        got = self.observe(example)
-        try:
-            self.check.judge(ctx, example, got, want)
-        except Divergence as exc:
-            if ctx.stop:  # the judge read a fault that must not be repeated (a real group that hung)
-                self.fault = (exc.what, exc.call or ctx.current)
-                raise _StopCheck() from None
-            entry = self.recorded(example, got, exc)
-            if entry is not None:
-                self.departures.append((ctx.current, exc.what, entry))
-                return
-            raise
-        except HarnessError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a result the judge cannot read
-            if self.target.kind == "reference":
-                raise HarnessError(f"judging the reference's result raised {type(exc).__name__}: {exc}") from None
-            raise ctx.diverge(f"the result is not of the documented form (judging it raised "
-                              f"{type(exc).__name__}: {exc})") from None
-
-
-def run_case(config, case_id: str) -> None:
-    """Run one check of one function against one target, record, and end the test."""
-    from .registry import BY_NAME
-
-    sess = session(config)
-    target_name, function, check_id = case_id.split(".", 2)
-    target = sess.target(target_name)
-    check = BY_NAME[function].check(check_id)
-    result = CheckResult(target_name, function, check_id, check.kind)
-    sess.results.append(result)
-    try:
-        _run(sess, config, target, function, check, result, case_id)
-    finally:
-        if result.status is Status.NOT_RUN:  # interrupted, or an error of the harness itself
-            result.status = Status.ERROR if sys.exc_info()[0] is not KeyboardInterrupt else Status.NOT_RUN
-            if not result.message:
-                kind = sys.exc_info()[0]
-                result.message = f"{kind.__name__ if kind else 'stopped'}: {sys.exc_info()[1] or ''}".strip()
-        sess.checkpoint()
-
-
-def _run(sess, config, target, function, check, result, case_id) -> None:
-    from hypothesis import example as hyp_example, given
-    from hypothesis.errors import Flaky
-    from hypothesis.statistics import collector  # what Hypothesis's own pytest plugin reads
-
-    if not target.provides(function):
-        result.status, result.message = Status.NOT_PROVIDED, f"{target.name} does not provide {function}"
-        pytest.skip(result.message)
-    if check.group == "gloo" and "fork" not in multiprocessing.get_all_start_methods():
-        result.status, result.message = Status.SKIPPED, "real process groups need the fork start method"
-        pytest.skip(result.message)
-
-    entries = [] if config.getoption("ignore_expectations") else \
-        sess.expectations[target.name].of(function, check.id)
-    runner = _Runner(sess, target, function, check, entries)
-    ctx = runner.ctx
-    verdict, harness = None, None
-    try:
-        if check.kind == "case":
-            runner.example(check.case_input())
-        else:
-            def prop(drawn):
-                runner.example(drawn)
-
-            # The draws depend on the function, the check, the profile and the seed,
-            # never on the target: every target sees the same inputs, so their
-            # verdicts compare (Hypothesis has no public hook for this digest).
-            prop._hypothesis_internal_add_digest = f"{function}.{check.id}".encode()
-            test = given(check.strategy)(prop)
-            for edge in reversed(check.examples):
-                test = hyp_example(edge)(test)
-            with collector.with_value(lambda stats: result.events.update(_events(stats))):
-                test()
-    except Unsupported as exc:
-        result.status, result.message = Status.SKIPPED, str(exc)
-    except (_StopCheck, Divergence, Flaky, HarnessError, BaseExceptionGroup) as raw:
-        exc = _first_divergence(raw)
-        if isinstance(exc, _StopCheck):
-            verdict = runner.fault or ("the target's process failed", ctx.current)
-        elif isinstance(exc, HarnessError):
-            harness = str(exc)
-        elif isinstance(exc, (Divergence, Flaky)):
-            message = getattr(exc, "what", None) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            if isinstance(exc, Flaky):
-                message = f"flaky: the same input passed and failed: {message}"
-            verdict = (message, getattr(exc, "call", None) or ctx.current)
-        else:
-            raise
-    result.examples = ctx.examples
-    if result.status is Status.SKIPPED:
-        pytest.skip(result.message)
-    if harness is not None:
-        result.status, result.message, result.example = Status.ERROR, harness, ctx.current
-        result.repro = sess.repro(case_id)
-        pytest.fail(f"harness error: {harness}\n  input: {ctx.current}\n  replay: {result.repro}", pytrace=False)
-    if verdict is not None:
-        _diverged(sess, config, result, case_id, verdict[0], verdict[1], ctx.examples)
-    if runner.departures:
-        _departed(sess, result, case_id, runner)
-    if ctx.not_applicable and ctx.not_applicable == ctx.examples:
-        result.status, result.message = Status.SKIPPED, "no drawn input is expressible in this release's form"
-        pytest.skip(result.message)
-    result.status = Status.CONFORMS
-
-
-def _departed(sess, result, case_id, runner) -> None:
-    """Every divergence of the check was one its entry records: an expected divergence,
-    shown with its shortest input."""
-    call, message, entry = min(runner.departures, key=lambda d: (len(d[0] or ""), d[0] or ""))
-    how = f"follows the recorded rule {entry.rule}: " if entry.rule else ""
-    count = len(runner.departures)
-    result.message = f"{how}{message}" + (f" (on {count} of {result.examples} inputs)" if result.kind != "case" else "")
-    result.example, result.repro = call, sess.repro(case_id)
-    matched = []
-    for _, _, e in runner.departures:
-        if e not in matched:
-            e.matched = True
-            matched.append(e)
-    result.status, result.reason = Status.EXPECTED, " / ".join(e.reason for e in matched)
-    pytest.xfail(f"expected divergence ({entry.source}): {entry.reason}")
-
-
-def _events(stats: dict) -> dict[str, int]:
-    """Boundary classes (``hypothesis.event``) of the generated inputs: how many had each."""
-    counts: dict[str, int] = {}
-    for case in stats.get("generate-phase", {}).get("test-cases", ()):
-        for label in case.get("events", ()):
-            if not label.startswith("gave up because"):
-                counts[label] = counts.get(label, 0) + 1
-    return dict(sorted(counts.items()))
-
-
-def _diverged(sess, config, result, case_id, message, example, examples) -> None:
-    result.examples, result.message, result.example = examples, message, example
-    result.repro = sess.repro(case_id)
-    entry = sess.expectations[result.target].lookup(result.function, result.check, message)
-    if entry is not None and not config.getoption("ignore_expectations"):
-        entry.matched = True
-        result.status, result.reason = Status.EXPECTED, entry.reason
-        pytest.xfail(f"expected divergence ({entry.source}): {entry.reason}")
-    result.status = Status.DIVERGES
-    pytest.fail(f"{message}\n  minimal input: {example}\n  replay: {result.repro}", pytrace=False)
-
-
-def pytest_runtest_makereport(item, call):
-    # A harness error (not a divergence) still gets a cell.
-    if call.when == "call" and call.excinfo is not None and "conformance_case" in getattr(item, "fixturenames", ()):
-        sess = getattr(item.config, "_vvc_session", None)
-        if sess and sess.results and sess.results[-1].status in (Status.NOT_RUN, Status.CONFORMS):
-            last = sess.results[-1]
-            if not call.excinfo.errisinstance((pytest.skip.Exception, pytest.xfail.Exception, KeyboardInterrupt)):
-                last.status = Status.ERROR
-                text = str(call.excinfo.value)
-                last.message = f"{call.excinfo.typename}: {text.splitlines()[0] if text else ''}"
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    sess = getattr(config, "_vvc_session", None)
-    if sess is None:
-        return
-    from .report import render_text
-
-    if sess.gate_text:
-        terminalreporter.write_sep("=", f"vllm-vision-conformance gate against {config.getoption('baseline')}")
-        terminalreporter.write(sess.gate_text)
-    terminalreporter.write_sep("=", "vllm-vision-conformance report")
-    terminalreporter.write(render_text(sess, config, getattr(sess, "final", None)))
-    sess.printed = True
-
-
-def pytest_unconfigure(config):
-    sess = getattr(config, "_vvc_session", None)
-    if sess is None:
-        return
-    sess.close()
-    if not sess.printed:  # pytest printed no summary (an internal error): the report is not lost
-        from .report import render_text
-
-        sys.stdout.write("\n===== vllm-vision-conformance report =====\n")
-        sys.stdout.write(render_text(sess, config, getattr(sess, "final", None)))
-    # After output capture ends: one line per bad input, last, on stderr.
-    for line in sess.bad_input:
-        sys.stderr.write(f"vllm-vision-conformance: error: {line}\n")
-    for line in sess.incomplete:
-        sys.stderr.write(f"vllm-vision-conformance: incomplete: {line}\n")
-    if getattr(sess, "sigterm", False):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _exit_status(session, sess, exitstatus) -> int:
-    codes = []
-    if sess.bad_input:
-        codes.append(Exit.BAD_INPUT)
-    done = {r.id for r in sess.results if r.status is not Status.NOT_RUN}
-    missing = [c for c in sess.requested if c not in done]
-    if exitstatus == pytest.ExitCode.INTERRUPTED:
-        sess.incomplete.append(f"the run was interrupted; {len(missing)} of {len(sess.requested)} requested "
-                               "checks did not run")
-    elif exitstatus == pytest.ExitCode.INTERNAL_ERROR:
-        sess.incomplete.append("pytest reported an internal error")
-    elif missing:
-        sess.incomplete.append(f"{len(missing)} of {len(sess.requested)} requested checks did not run "
-                               f"(first: {missing[0]})")
-    errors = [r for r in sess.results if r.status is Status.ERROR]
-    if errors:
-        sess.incomplete.append(f"{len(errors)} check(s) could not be judged (harness error; first: {errors[0].id})")
-    if sess.incomplete:
-        codes.append(Exit.INCOMPLETE)
-    if any(r.status is Status.DIVERGES for r in sess.results):
-        codes.append(Exit.DIVERGES)
-    if session.config.getoption("strict_expectations") and sess.stale_entries():
-        codes.append(Exit.DIVERGES)
-    if exitstatus == pytest.ExitCode.USAGE_ERROR:
-        codes.append(Exit.BAD_INPUT)
-    return worst(codes)
-
-
-def pytest_sessionfinish(session, exitstatus):
-    sess = getattr(session.config, "_vvc_session", None)
-    if sess is None:
-        return
-    status = _exit_status(session, sess, exitstatus)
-    if session.config.getoption("baseline") and status not in (Exit.BAD_INPUT, Exit.INCOMPLETE):
-        status = _gate(session, sess, status)
-    sess.final = status
-    session.exitstatus = status
-    if sess.report_path:
-        complete = status not in (Exit.INCOMPLETE,) and not sess.incomplete
-        try:
-            sess.report(status, complete).save(sess.report_path)
-        except OSError as exc:
-            sess.error(f"--report-json {sess.report_path}: could not be written ({exc})")
-            session.exitstatus = Exit.BAD_INPUT
-
-
-def _gate(session, sess, status: int) -> int:
-    """--baseline: the exit status is the gate's (see conformance.baseline)."""
-    from . import baseline, results
-
-    config = session.config
-    path = config.getoption("baseline")
-    try:
-        base = results.load(path).to_dict()
-    except results.BadReport as exc:
-        sess.error(f"--baseline {path}: {exc}; expected the --report-json file of an earlier run")
-        return Exit.BAD_INPUT
-    current = sess.report(status, True).to_dict()
-    result = baseline.compare(base, current, base_target=config.getoption("baseline_target"),
-                              current_target=config.getoption("gate_target"),
-                              allow_expected=config.getoption("allow_expected"))
-    sess.gate_text = baseline.render(result, base_name=path, current_name="this run")
-    if result.exit_status == Exit.BAD_INPUT:
-        sess.error("--baseline: cannot gate: " + "; ".join(result.problems))
-    return result.exit_status
+        config.pluginmanager.register(session, "vllm_vision_conformance.session")

@@ -19,13 +19,13 @@ import typing
 
 import torch
 
-from strategies import backend as s_backend
-from strategies import dp as s_dp
-from strategies import encoder_info as s_info
-from strategies import encoder_outputs as s_enc
-from strategies import feature_select as s_fs
-from strategies import load_balance as s_lb
-from strategies import pos_ids as s_pos
+from ..strategies import backend as s_backend
+from ..strategies import dp as s_dp
+from ..strategies import encoder_info as s_info
+from ..strategies import encoder_outputs as s_enc
+from ..strategies import feature_select as s_fs
+from ..strategies import load_balance as s_lb
+from ..strategies import pos_ids as s_pos
 
 from . import adapter
 from .checks import (FAULT_SHRINKS, Check, Ctx, NotApplicable, Unsupported, agrees, both_returned, call_probe,
@@ -209,7 +209,7 @@ def _count_probe(view, ex: dict) -> dict:
 def _count_matches_selector(ctx: Ctx, ex: dict, got: dict, _) -> None:
     kept = got.get("kept")
     if kept is None:  # the target has no selector: the reference's says how many tokens it keeps
-        from reference import _get_vision_feature_selector
+        from ..reference import _get_vision_feature_selector
 
         feats = torch.zeros(1, ex["num_vision_tokens"], 4)
         kept = Outcome(value=int(_get_vision_feature_selector(ex["strategy"])(feats).shape[1]))
@@ -524,7 +524,7 @@ def _plain_matches(group: str):
 
 def _mrope_matches(group: str):
     def judge(ctx: Ctx, ex: dict, got: dict, _) -> None:
-        from reference import get_load_balance_assignment
+        from ..reference import get_load_balance_assignment
 
         spec = ex["model"]
         model = spec.build()
@@ -731,7 +731,7 @@ def _env_ignored(ctx: Ctx, ex: dict, got: Outcome, want: Outcome) -> None:
 
 def _sim_prepare(ctx: Ctx, ex: dict) -> dict:
     """The facts with the installed vLLM's release group, the override picked; or why not."""
-    from reference.backend import vision_backends
+    from ..reference.backend import vision_backends
 
     from . import platforms
 
@@ -786,7 +786,7 @@ def _sim_probe(view, ex: dict) -> dict:
 
 
 def _sim_ref_probe(view, ex: dict) -> Outcome:
-    from reference.backend import use_platform
+    from ..reference.backend import use_platform
 
     kwargs = {k: ex[k] for k in ("head_size", "dtype", "attn_backend_override")}
     with use_platform(ex["facts"]):
@@ -811,7 +811,7 @@ def _name_of(outcome: Outcome) -> str:
 
 
 def _grid_prepare(ctx: Ctx, ex: dict) -> dict:
-    from reference.backend import PlatformFacts
+    from ..reference.backend import PlatformFacts
 
     prepared = _sim_prepare(ctx, dict(ex, facts=PlatformFacts("cuda")))
     return dict(ex, group=prepared["facts"].group)
@@ -823,7 +823,7 @@ def _grid_points(known: bool):
 
 
 def _grid_probe(view, ex: dict) -> list:
-    from reference.backend import PlatformFacts
+    from ..reference.backend import PlatformFacts
 
     out = []
     for fa4, cc, dtype, head in _grid_points(ex["known"]):
@@ -836,8 +836,8 @@ def _cuda_grid(ctx: Ctx, ex: dict, got: list, _) -> None:
     """Every (capability, dtype, head size, FA4) of the acceptance grid, no
     override, every kernel importable; all mismatches in one sentence.
     ``ex["known"]``: the known capabilities, or only the unknown one."""
-    from reference import get_vit_attn_backend
-    from reference.backend import PlatformFacts, use_platform
+    from ..reference import get_vit_attn_backend
+    from ..reference.backend import PlatformFacts, use_platform
 
     points, bad, wrong = 0, {}, 0
     for (fa4, cc, dtype, head), observed in zip(_grid_points(ex["known"]), got):
@@ -869,7 +869,7 @@ def _edge(facts, head, dtype, override=None) -> dict:
 
 
 def _edges():
-    from reference.backend import PlatformFacts as F
+    from ..reference.backend import PlatformFacts as F
 
     return {
         "cuda": [_edge(F("cuda", capability=(9, 0)), 80, torch.bfloat16),

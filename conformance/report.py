@@ -61,8 +61,7 @@ def render_text(sess, config, exit_status: int | None = None) -> str:
         what = target.spec + (f" (vLLM {target.release})" if target.release else "")
         state = target.load_error or "checked"
         lines.append(f"target {target.name}: {what}: {state}")
-    profile = getattr(config.option, "hypothesis_profile", None) or "default"
-    lines.append(f"hypothesis profile: {profile}; torch {_version('torch')}")
+    lines.append(f"hypothesis profile: {config._vvc_profile}; torch {_version('torch')}")
     lines.append("")
     header = ["function"] + names
     table = [header] + [[row[0]] + [status for status, _ in row[1:]] for row in rows]
@@ -92,7 +91,7 @@ def render_text(sess, config, exit_status: int | None = None) -> str:
         for r in expected:
             lines.append(f"- {r.id}: {r.message}")
             lines.append(f"    reason: {r.reason}")
-    strict = config.getoption("strict_expectations")
+    strict = config.getoption("vvc_strict_expectations")
     for name, entry in sess.stale_entries():
         lines.append(f"- {'STALE (strict: fails)' if strict else 'stale'} expectation ({entry.source}): {name} "
                      f"{entry.function} {entry.check} matched no divergence in this run")
@@ -145,6 +144,6 @@ def build(sess, config, exit_status: int | None, complete: bool) -> Report:
             "transformers": _version("transformers"),
             # wall time of the suite run (collection to the end), without env setup
             "seconds": round(time.monotonic() - sess.started, 1),
-            "hypothesis_profile": getattr(config.option, "hypothesis_profile", None),
+            "hypothesis_profile": config._vvc_profile,
         },
     )

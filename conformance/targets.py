@@ -104,7 +104,7 @@ def vllm_release() -> str | None:
 
 
 def load_reference() -> Loaded:
-    import reference
+    from .. import reference
 
     return Loaded("reference", "reference", "reference", reference, documented_names(reference))
 

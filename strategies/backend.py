@@ -38,7 +38,7 @@ def backend_queries(draw, override: bool = False) -> dict:
 
 # ---- platform facts: drawn, never probed --------------------------------------
 
-from reference.backend import DEFAULT_GROUP, PlatformFacts  # noqa: E402
+from ..reference.backend import DEFAULT_GROUP, PlatformFacts  # noqa: E402
 
 # The acceptance grid: capabilities (None: unknown), dtypes, head sizes.
 GRID_CAPABILITIES = ((7, 0), (7, 5), (8, 0), (8, 6), (9, 0), (10, 0), (12, 0), None)

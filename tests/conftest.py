@@ -13,8 +13,8 @@ CANDIDATES = HERE / "candidates"
 def run_cli(*args, tmp_path: Path, profile: str = "ci", timeout: int = 900, python_prefix: str | None = None):
     """Run the suite's command line in a subprocess; return (exit status, JSON report, output)."""
     report = tmp_path / f"report-{len(list(tmp_path.glob('report-*.json')))}.json"
-    cli = ["-m", "conformance"] if python_prefix is None else ["-c", python_prefix]
-    cmd = [sys.executable, *cli, "--report-json", str(report), f"--hypothesis-profile={profile}", *args]
+    cli = ["-m", "vllm_vision_conformance"] if python_prefix is None else ["-c", python_prefix]
+    cmd = [sys.executable, *cli, "--report-json", str(report), f"--profile={profile}", *args]
     env = dict(os.environ, VLLM_LOGGING_LEVEL="ERROR")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env)
     data = json.loads(report.read_text()) if report.exists() else None
@@ -31,8 +31,8 @@ def cli(tmp_path):
 @pytest.fixture(scope="module")
 def pool_targets():
     """The reference and (when importable) vLLM, registered for rank pools; pools closed after."""
-    from conformance import rankpool
-    from conformance.targets import VLLM_MODULE, LoadError, load_in_process, load_reference
+    from vllm_vision_conformance.conformance import rankpool
+    from vllm_vision_conformance.conformance.targets import VLLM_MODULE, LoadError, load_in_process, load_reference
 
     found = [load_reference()]
     try:

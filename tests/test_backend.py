@@ -9,8 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference.backend import PlatformFacts, get_vit_attn_backend, use_platform, vision_backends
-from strategies import backend as s_backend
+from vllm_vision_conformance.reference.backend import PlatformFacts, get_vit_attn_backend, use_platform, vision_backends
+from vllm_vision_conformance.strategies import backend as s_backend
 
 from .conftest import vllm_vision_source
 
@@ -54,8 +54,8 @@ def test_reference_cpu_unchanged():
 @pytest.fixture(scope="module")
 def sim():
     pytest.importorskip("vllm")
-    from conformance import platforms
-    from conformance.targets import import_vllm_vision
+    from vllm_vision_conformance.conformance import platforms
+    from vllm_vision_conformance.conformance.targets import import_vllm_vision
 
     if platforms.release_group() is None:
         pytest.skip("the installed vLLM's selection table is not modelled")
@@ -123,7 +123,7 @@ def test_every_backend_unimportable_fails_loudly(sim, monkeypatch):
 
 
 def test_release_groups():
-    from conformance.platforms import release_group
+    from vllm_vision_conformance.conformance.platforms import release_group
 
     assert release_group("0.11.2") == "0.11" and release_group("0.27.0") == "0.27"
     assert release_group("0.33.0") == "0.33" and release_group("0.33.1") == "0.33"

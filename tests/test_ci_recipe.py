@@ -46,7 +46,7 @@ def _workflow_commands() -> list[list[str]]:
 
 
 def _plugin_options() -> set[str]:
-    from conformance import plugin
+    from vllm_vision_conformance.conformance import plugin
 
     names: set[str] = set()
 
@@ -80,7 +80,7 @@ def test_suite_command_lines_use_known_options(words):
 @pytest.mark.parametrize("words", [c for c in _workflow_commands() if c[0] == "vllm-vision-matrix"],
                          ids=lambda w: " ".join(w[1:3]))
 def test_matrix_command_lines_parse(words):
-    from conformance.matrix import parser
+    from vllm_vision_conformance.conformance.matrix import parser
 
     parser().parse_args(words[1:])  # SystemExit(2) on an unknown option or a missing argument
 

@@ -10,8 +10,8 @@ import os
 import pytest
 import torch
 
-from conformance import rankpool
-from strategies.dp import ModelSpec
+from vllm_vision_conformance.conformance import rankpool
+from vllm_vision_conformance.strategies.dp import ModelSpec
 
 from .conftest import CANDIDATES, vllm_vision_source
 
@@ -60,7 +60,7 @@ def test_real_group_matches_per_image_runs_on_every_rank(targets, target, world)
 def test_pool_reports_a_mismatched_gather_without_crashing_and_stays_usable(targets):
     """Ranks that disagree on what they gather all raise CollectiveMismatch (no gloo abort, no garbage)."""
     import types
-    import reference.group as group_mod
+    import vllm_vision_conformance.reference.group as group_mod
 
     module = types.ModuleType("mismatch_candidate")
     exec(
@@ -70,8 +70,8 @@ def test_pool_reports_a_mismatched_gather_without_crashing_and_stays_usable(targ
         "def run_dp_sharded_vision_model(image_input, vision_model):\n"
         "    r = get_tensor_model_parallel_rank()\n"
         "    return tensor_model_parallel_all_gather(torch.zeros(r + 1), dim=0)\n", module.__dict__)
-    from conformance.adapter import documented_names
-    from conformance.targets import Loaded
+    from vllm_vision_conformance.conformance.adapter import documented_names
+    from vllm_vision_conformance.conformance.targets import Loaded
 
     rankpool.register_targets([Loaded("mm", "candidate", "mm", module, documented_names(module))])
     pool = rankpool.get_pool(2)
@@ -92,7 +92,7 @@ def test_pool_reports_a_mismatched_gather_without_crashing_and_stays_usable(targ
 def test_rank_faults_are_divergences_not_hangs(cli, fault, says, monkeypatch):
     monkeypatch.setenv("VVC_DP_FAULT", fault)
     status, report, output = cli("--impl", f"faulty={CANDIDATES / 'dp_faults.py'}", "--targets", "faulty",
-                                 "--example-timeout", "3", "--hypothesis-profile=dev", timeout=900)
+                                 "--example-timeout", "3", "--profile=dev", timeout=900)
     assert status == 1, output[-3000:]
     checks = {c["check"]: c for c in report["checks"] if c["function"] == "run_dp_sharded_vision_model"}
     assert checks["property-matches-unsharded"]["status"] == "diverges"

@@ -87,8 +87,8 @@ def test_a_reused_impl_name_changes_nothing_else(cli, tmp_path):
 def test_an_interrupted_run_writes_its_report_and_exits_3(tmp_path, sig):
     report = tmp_path / "r.json"
     env = dict(os.environ, VLLM_LOGGING_LEVEL="ERROR")
-    proc = subprocess.Popen([sys.executable, "-m", "conformance", "--targets", "reference", "--report-json",
-                             str(report), "--hypothesis-profile=ci"], cwd=tmp_path, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "vllm_vision_conformance", "--targets", "reference", "--report-json",
+                             str(report), "--profile=ci"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while not report.exists() and time.monotonic() < deadline and proc.poll() is None:

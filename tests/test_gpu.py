@@ -11,8 +11,8 @@ import math
 import pytest
 import torch
 
-from conformance import rankpool
-from strategies.dp import ModelSpec
+from vllm_vision_conformance.conformance import rankpool
+from vllm_vision_conformance.strategies.dp import ModelSpec
 
 
 def _cases(world):

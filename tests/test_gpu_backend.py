@@ -5,7 +5,7 @@ attention that matches torch SDPA. Skipped without CUDA (tests/conftest.py)."""
 import pytest
 import torch
 
-from reference.backend import get_vit_attn_backend, use_platform
+from vllm_vision_conformance.reference.backend import get_vit_attn_backend, use_platform
 
 pytestmark = pytest.mark.gpu
 
@@ -18,8 +18,8 @@ TOL = {torch.float16: 2e-3, torch.bfloat16: 2e-2, torch.float32: 1e-4}
 @pytest.fixture(scope="module")
 def real():
     pytest.importorskip("vllm")
-    from conformance import platforms
-    from conformance.targets import import_vllm_vision
+    from vllm_vision_conformance.conformance import platforms
+    from vllm_vision_conformance.conformance.targets import import_vllm_vision
 
     if platforms.release_group() is None:
         pytest.skip("the installed vLLM's selection table is not modelled")

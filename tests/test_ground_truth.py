@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-import reference
+from vllm_vision_conformance import reference
 
 transformers = pytest.importorskip("transformers")
 from transformers import (  # noqa: E402
@@ -730,7 +730,7 @@ def _qwen_processor_grid(model: str, height: int, width: int, frames: int) -> li
 def test_the_drawn_qwen_grids_are_the_processors_grids():
     """Ground truth for the 'real geometry Qwen2.5-VL / Qwen3-VL' class of strategies/dp.py: every
     grid it draws is what transformers' Qwen-VL processors make of that image or video."""
-    from strategies.dp import QWEN_GEOMETRIES
+    from vllm_vision_conformance.strategies.dp import QWEN_GEOMETRIES
 
     wrong = {(model, size): (grid, _qwen_processor_grid(model, *size))
              for model, table in QWEN_GEOMETRIES.items() for size, grid in table.items()

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from conformance.compare import Tolerance, diff
-from conformance.expectations import BadExpectations, default_for_release, parse
-from conformance.simgroup import CollectiveMismatch, SimulationUnsupported, run_simulated
+from vllm_vision_conformance.conformance.compare import Tolerance, diff
+from vllm_vision_conformance.conformance.expectations import BadExpectations, default_for_release, parse
+from vllm_vision_conformance.conformance.simgroup import CollectiveMismatch, SimulationUnsupported, run_simulated
 
 
 def test_diff_is_exact_on_structure():

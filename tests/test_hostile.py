@@ -60,7 +60,7 @@ AT_IMPORT = {
 def _ids(target: str, function: str) -> list[str]:
     """Two checks of the function: its first property (under each group, for a
     data-parallel one) and its first case."""
-    from conformance.registry import BY_NAME
+    from vllm_vision_conformance.conformance.registry import BY_NAME
 
     checks = BY_NAME[function].checks
     props = [c for c in checks if c.kind == "property"]
@@ -152,7 +152,7 @@ BYSTANDER_FUNCTIONS = ("get_load_balance_assignment", "get_num_selected_vision_t
 
 
 def _bystander_ids(targets):
-    from conformance.registry import BY_NAME
+    from vllm_vision_conformance.conformance.registry import BY_NAME
 
     out = []
     for target in targets:

@@ -8,8 +8,8 @@ import signal
 import pytest
 import torch
 
-from conformance import plain
-from conformance.results import BadReport, CheckResult, Exit, Report, Status, load, worst
+from vllm_vision_conformance.conformance import plain
+from vllm_vision_conformance.conformance.results import BadReport, CheckResult, Exit, Report, Status, load, worst
 
 
 class _Int(int):
@@ -117,7 +117,7 @@ def test_exit_codes_order():
 
 
 def test_death_causes_in_words():
-    from conformance.worker import describe_exitcode
+    from vllm_vision_conformance.conformance.worker import describe_exitcode
 
     assert describe_exitcode(3) == "exited with code 3"
     assert describe_exitcode(-signal.SIGSEGV) == "was killed by signal 11 (SIGSEGV)"
@@ -125,7 +125,7 @@ def test_death_causes_in_words():
 
 
 def test_refusals_follow_the_form():
-    from conformance.adapter import refusal
+    from vllm_vision_conformance.conformance.adapter import refusal
 
     forms = {"resolve_visual_encoder_outputs": "feature_sample_layers", "get_vit_attn_backend": "no-override"}
     assert "feature_select_strategy" in refusal("resolve_visual_encoder_outputs", forms,
@@ -139,7 +139,7 @@ def test_refusals_follow_the_form():
 
 def test_a_worker_is_replaced_after_it_dies(tmp_path):
     """The worker machinery directly: a target host, a worker that dies, a fresh one."""
-    from conformance.worker import TargetProcess, WorkerFault
+    from vllm_vision_conformance.conformance.worker import TargetProcess, WorkerFault
 
     module = tmp_path / "dies_once.py"
     module.write_text("import os\n"
@@ -179,7 +179,7 @@ def test_a_keyboard_interrupt_is_an_outcome_in_a_worker_and_the_users_in_the_con
     the reference runs, it is the user interrupting the run and must propagate."""
     from types import SimpleNamespace
 
-    from conformance.worker import TargetView
+    from vllm_vision_conformance.conformance.worker import TargetView
 
     def interrupted():
         raise KeyboardInterrupt()

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from conformance import baseline, matrix
+from vllm_vision_conformance.conformance import baseline, matrix
 
 
 def _check(function, check, status, message="", target="vllm", example=None, reason=None):

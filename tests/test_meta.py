@@ -99,7 +99,7 @@ def vision_copies(tmp_path_factory):
 def test_copy_of_vllm_conforms_and_each_mutant_is_named(vision_copies, cli):
     """One run: the faithful copy passes (only 0.33.0's recorded divergences);
     each mutant diverges, and its cell is the mutated function."""
-    from conformance.registry import REGISTRY
+    from vllm_vision_conformance.conformance.registry import REGISTRY
 
     copy, mutants = vision_copies
     args = ["--impl", f"copy={copy}", "--expectations", "copy=vllm-0.33.0"]
@@ -135,7 +135,7 @@ def copy_alone(vision_copies, tmp_path_factory):
 
 
 def test_copy_alone_exits_zero_and_one_mutant_alone_exits_one(vision_copies, copy_alone, cli):
-    from conformance.registry import REGISTRY
+    from vllm_vision_conformance.conformance.registry import REGISTRY
 
     status, report, output = copy_alone
     assert status == 0, output[-3000:]
@@ -166,7 +166,7 @@ def test_broken_reference_pos_ids_is_caught(cli):
 
 
 def test_hanging_raising_and_wrongly_typed_candidates_are_divergences(cli):
-    from conformance.registry import BY_NAME
+    from vllm_vision_conformance.conformance.registry import BY_NAME
 
     functions = ("get_load_balance_assignment", "get_num_selected_vision_tokens", "resolve_visual_encoder_outputs")
     only = [f"{t}.{f}.{c.id}" for t in ("hangs", "bad", "partial", "reference") for f in functions
@@ -211,7 +211,7 @@ def test_unknown_target_is_bad_input(cli):
 
 def test_vllm_not_importable_is_bad_input_and_keeps_the_reference(cli):
     """A gate that asks for vLLM must not stay green when vLLM does not import."""
-    prefix = ("import sys; sys.modules['vllm'] = None; from conformance.cli import main; "
+    prefix = ("import sys; sys.modules['vllm'] = None; from vllm_vision_conformance.conformance.cli import main; "
               "raise SystemExit(main(sys.argv[1:]))")
     status, report, output = cli("--targets", "reference,vllm", "--only",
                                  "vllm.get_load_balance_assignment.case-docstring-example,"
@@ -269,7 +269,7 @@ def test_gate_fails_only_on_the_new_divergence_of_a_pr(vision_copies, copy_alone
     base_json.write_text(json.dumps(base))
     # The PR's run lists every divergence (--ignore-expectations): the base decides what is new.
     # It runs the broken function and three whose divergences the base already has.
-    from conformance.registry import BY_NAME
+    from vllm_vision_conformance.conformance.registry import BY_NAME
 
     functions = ("get_num_selected_vision_tokens", "get_load_balance_assignment", "resolve_visual_encoder_outputs",
                  "get_vision_encoder_info")
@@ -280,13 +280,13 @@ def test_gate_fails_only_on_the_new_divergence_of_a_pr(vision_copies, copy_alone
     assert _new_section_functions(out) == {"get_num_selected_vision_tokens"}, out[-3000:]
     assert out.index("NEW divergence(s)") < out.index("vllm-vision-conformance report"), out[-3000:]
     (tmp_path / "pr.json").write_text(json.dumps(pr))
-    gate = subprocess.run([sys.executable, "-m", "conformance.matrix", "gate", "--base", str(base_json),
+    gate = subprocess.run([sys.executable, "-m", "vllm_vision_conformance.conformance.matrix", "gate", "--base", str(base_json),
                            "--current", str(tmp_path / "pr.json")], capture_output=True, text=True, timeout=120)
     out = gate.stdout + gate.stderr
     assert gate.returncode == 1, out
     assert _new_section_functions(out) == {"get_num_selected_vision_tokens"}, out
     assert out.index("NEW divergence(s)") < out.index("as in")
-    same = subprocess.run([sys.executable, "-m", "conformance.matrix", "gate", "--base", str(base_json),
+    same = subprocess.run([sys.executable, "-m", "vllm_vision_conformance.conformance.matrix", "gate", "--base", str(base_json),
                            "--current", str(base_json)], capture_output=True, text=True, timeout=120)
     assert same.returncode == 0, same.stdout + same.stderr
     # A divergence the base run already has fails a plain run, not a gated one.
@@ -328,7 +328,7 @@ def test_replay_of_a_random_profile_carries_its_seed(vision_copies, cli):
                             "--hypothesis-seed", "3", profile="dev")
     assert status == 1, output[-2000:]
     replay = re.search(r"replay: (vllm-vision-conformance .*)", output).group(1)
-    assert "--hypothesis-profile dev --hypothesis-seed 3" in replay, replay
+    assert "--profile dev --hypothesis-seed 3" in replay, replay
 
 
 def test_every_name_gets_the_same_inputs(tmp_path, cli):

@@ -8,9 +8,9 @@ import json
 import re
 import sys
 
-from conformance import mutate
-from conformance.expectations import default_for_release
-from conformance.mutate import CONTROL, KILLED, NOT_JUDGED, SURVIVED
+from vllm_vision_conformance.conformance import mutate
+from vllm_vision_conformance.conformance.expectations import default_for_release
+from vllm_vision_conformance.conformance.mutate import CONTROL, KILLED, NOT_JUDGED, SURVIVED
 
 from .conftest import vllm_vision_source
 

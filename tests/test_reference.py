@@ -4,10 +4,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import reference as R
-from reference.group import use_group
-from strategies import dp as s_dp
-from strategies import load_balance as s_lb
+import vllm_vision_conformance.reference as R
+from vllm_vision_conformance.reference.group import use_group
+from vllm_vision_conformance.strategies import dp as s_dp
+from vllm_vision_conformance.strategies import load_balance as s_lb
 
 
 def test_docstring_example_of_load_balance():

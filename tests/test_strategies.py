@@ -7,9 +7,11 @@ from hypothesis import given, settings
 from hypothesis.errors import InvalidArgument
 from hypothesis.statistics import collector
 
-from conformance import profiles  # noqa: F401 - registers the suite's profiles (ours, under our names)
-from conformance.plugin import _events as report_events
-from strategies import dp as s_dp, encoder_info as s_info, encoder_outputs as s_enc, feature_select as s_fs
+from vllm_vision_conformance.conformance import profiles
+
+profiles.register()
+from vllm_vision_conformance.conformance.plugin import _events as report_events
+from vllm_vision_conformance.strategies import dp as s_dp, encoder_info as s_info, encoder_outputs as s_enc, feature_select as s_fs
 
 
 def _events(strategy) -> dict[str, int]:
@@ -19,7 +21,7 @@ def _events(strategy) -> dict[str, int]:
     def note(stats):
         counts.update(report_events(stats))  # the count every report carries
 
-    @settings(settings.get_profile("ci"))
+    @settings(settings.get_profile("vvc-ci"))
     @given(strategy)
     def draw(_):
         pass
@@ -67,14 +69,14 @@ def test_each_boundary_class_is_drawn_in_the_ci_profile(family):
 
 def test_pixtral_parting_sizes_really_part():
     """The class is what it says: float and exact downscale give other token counts."""
-    from reference.encoder_info import PixtralHFEncoderInfo
+    from vllm_vision_conformance.reference.encoder_info import PixtralHFEncoderInfo
     from types import SimpleNamespace
 
     limit, patch = 1540, 28
     dims = s_info._pixtral_dims(limit, patch)
     found = []
 
-    @settings(settings.get_profile("ci"), max_examples=60)
+    @settings(settings.get_profile("vvc-ci"), max_examples=60)
     @given(dims)
     def collect(d):
         exact, ieee = s_info.exact_downscale(*d, limit), s_info.float_downscale(*d, limit)

@@ -1,6 +1,6 @@
 """One generic test, parametrized by the plugin over target x function x check."""
 
-from conformance.plugin import run_case
+from vllm_vision_conformance.conformance.session import run_case
 
 
 def test_conformance(conformance_case, request):

@@ -10,8 +10,8 @@ import time
 
 import torch
 
-from reference.dp import run_dp_sharded_mrope_vision_model  # noqa: F401 - correct, to show recovery
-from reference.group import (  # the three names the harness binds to a group
+from vllm_vision_conformance.reference.dp import run_dp_sharded_mrope_vision_model  # noqa: F401 - correct, to show recovery
+from vllm_vision_conformance.reference.group import (  # the three names the harness binds to a group
     get_tensor_model_parallel_rank,
     get_tensor_model_parallel_world_size,
     tensor_model_parallel_all_gather,

@@ -2,7 +2,7 @@
 releases did), which loses integers above 2**24."""
 import torch
 
-from reference import get_llm_pos_ids_for_vision as _exact
+from vllm_vision_conformance.reference import get_llm_pos_ids_for_vision as _exact
 
 
 def get_llm_pos_ids_for_vision(start_idx, vision_idx, spatial_merge_size, t_index, grid_hs, grid_ws):

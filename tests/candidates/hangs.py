@@ -1,5 +1,5 @@
 """A candidate whose load balancer loops forever: must be a divergence, not a hang."""
-from reference import get_num_selected_vision_tokens  # noqa: F401 - a correct one, to show results are kept
+from vllm_vision_conformance.reference import get_num_selected_vision_tokens  # noqa: F401 - a correct one, to show results are kept
 
 
 def get_load_balance_assignment(sizes, num_gpus=2):

@@ -1,5 +1,5 @@
 """A candidate that raises in one function and returns the wrong type in another."""
-import reference
+from vllm_vision_conformance import reference
 
 
 def get_num_selected_vision_tokens(num_vision_tokens, strategy):

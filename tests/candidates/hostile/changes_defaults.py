@@ -4,7 +4,7 @@ import os
 
 import torch
 
-import reference
+from vllm_vision_conformance import reference
 
 torch.set_default_dtype(torch.float64)
 torch.set_num_threads(1)

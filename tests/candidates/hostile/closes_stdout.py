@@ -2,7 +2,7 @@
 import os
 import sys
 
-import reference
+from vllm_vision_conformance import reference
 
 
 def get_load_balance_assignment(sizes, num_gpus=2):

@@ -2,7 +2,7 @@
 fail, and two of the harness's own exceptions (a forged divergence and a harness error)."""
 import pytest
 
-from conformance.checks import Divergence, HarnessError
+from vllm_vision_conformance.conformance.checks import Divergence, HarnessError
 
 
 def get_load_balance_assignment(sizes, num_gpus=2):

@@ -1,5 +1,5 @@
 """Returns the right assignment with floats where the indices and counts are ints."""
-import reference
+from vllm_vision_conformance import reference
 
 
 def get_load_balance_assignment(sizes, num_gpus=2):

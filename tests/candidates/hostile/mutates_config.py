@@ -1,5 +1,5 @@
 """Changes the caller's hf_config (doubles the image size) and answers for the changed config."""
-from reference import get_vision_encoder_info as _right
+from vllm_vision_conformance.reference import get_vision_encoder_info as _right
 
 
 def get_vision_encoder_info(hf_config):

@@ -2,8 +2,8 @@
 import torch
 import torch.distributed as dist
 
-from reference.dp import run_dp_sharded_vision_model  # noqa: F401 - correct, but its gathers are patched
-from reference.group import (  # noqa: F401
+from vllm_vision_conformance.reference.dp import run_dp_sharded_vision_model  # noqa: F401 - correct, but its gathers are patched
+from vllm_vision_conformance.reference.group import (  # noqa: F401
     get_tensor_model_parallel_rank,
     get_tensor_model_parallel_world_size,
     tensor_model_parallel_all_gather,

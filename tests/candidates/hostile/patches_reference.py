@@ -1,6 +1,6 @@
 """Rewrites the reference's load balancer in place (round robin), then provides that as its own."""
-import reference
-import reference.load_balance
+from vllm_vision_conformance import reference
+import vllm_vision_conformance.reference.load_balance as load_balance
 
 
 def _round_robin(sizes, num_gpus=2):

@@ -1,6 +1,6 @@
 """Raises the harness's own exceptions: "not applicable", "unsupported", and a forged divergence."""
-from conformance.adapter import NotInThisForm
-from conformance.checks import NotApplicable, Unsupported
+from vllm_vision_conformance.conformance.adapter import NotInThisForm
+from vllm_vision_conformance.conformance.checks import NotApplicable, Unsupported
 
 
 def get_load_balance_assignment(sizes, num_gpus=2):

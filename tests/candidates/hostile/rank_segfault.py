@@ -1,8 +1,8 @@
 """Rank 1 of a real group dies of SIGSEGV; in the simulated group, the process does."""
 import ctypes
 
-from reference.dp import run_dp_sharded_vision_model as _right
-from reference.group import (  # noqa: F401
+from vllm_vision_conformance.reference.dp import run_dp_sharded_vision_model as _right
+from vllm_vision_conformance.reference.group import (  # noqa: F401
     get_tensor_model_parallel_rank,
     get_tensor_model_parallel_world_size,
     tensor_model_parallel_all_gather,

@@ -2,7 +2,7 @@
 import threading
 import time
 
-import reference
+from vllm_vision_conformance import reference
 
 
 def _forever():
