@@ -81,14 +81,6 @@ def usage() -> str:
     return "\n".join(lines) + "\n"
 
 
-class _FromCli:
-    """Tells the suite that its options were spelled the CLI's way (for its messages)."""
-
-    @staticmethod
-    def pytest_configure(config):
-        config._vvc_cli = True
-
-
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if "-h" in args or "--help" in args:
@@ -106,12 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     defaults = ["-c", os.path.join(suite, "pytest.ini"), "--rootdir", suite, "-q", "-p", "no:cacheprovider",
                 "--tb=line", "-W", "ignore::DeprecationWarning", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-    plugins: list = [_FromCli()]
-    # When the package is installed the pytest11 entry point loads the plugin;
-    # from a source tree, hand it over explicitly.
+    defaults.append(PREFIX + "cli")
+    # When the package is installed the pytest11 entry point loads the plugin; from a
+    # source tree, name it (as an argument, so that pytest-xdist's workers load it too).
     if not _entry_point_registered(plugin_module.__name__):
-        plugins.append(plugin_module)
-    status = int(pytest.main([suite, *defaults, *args], plugins=plugins))
+        defaults += ["-p", plugin_module.__name__]
+    status = int(pytest.main([suite, *defaults, *args]))
     # pytest's usage error (an unknown option, a bad choice) is bad input here
     return 2 if status == int(pytest.ExitCode.USAGE_ERROR) else status
 

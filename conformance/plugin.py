@@ -12,7 +12,9 @@ sees these options in ``--help`` (one group, all prefixed) and no other change.
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 
 import pytest
 
@@ -62,6 +64,16 @@ def pytest_addoption(parser):
     group = parser.getgroup("vllm-vision-conformance", "vllm-vision-conformance (only in a run of its suite)")
     for name, text, kw in OPTIONS:
         group.addoption(PREFIX + name, dest="vvc_" + name.replace("-", "_"), help=text, **kw)
+    # set by the CLI (its messages then use its short spellings); workers of pytest-xdist get it too
+    group.addoption(PREFIX + "cli", action="store_true", dest="vvc_cli", help=argparse.SUPPRESS)
+
+
+def spelled(config, line: str) -> str:
+    """A message that names the suite's options the way this run was given them."""
+    if config.getoption("vvc_cli", False):
+        return line
+    return re.sub(r"(?<![\w-])--(" + "|".join(re.escape(n) for n, _, _ in OPTIONS) + r")(?![\w-])",
+                  PREFIX[:-1] + r"-\1", line)
 
 
 def runs_our_suite(config) -> bool:

@@ -95,8 +95,10 @@ def render_text(sess, config, exit_status: int | None = None) -> str:
     for name, entry in sess.stale_entries():
         lines.append(f"- {'STALE (strict: fails)' if strict else 'stale'} expectation ({entry.source}): {name} "
                      f"{entry.function} {entry.check} matched no divergence in this run")
+    from .plugin import spelled
+
     for line in sess.bad_input:
-        lines.append(f"- bad input: {line}")
+        lines.append(f"- bad input: {spelled(config, line)}")
     not_run = _not_run(sess)
     if not_run:
         lines.append(f"- INCOMPLETE: {len(not_run)} requested check(s) did not run (first: {not_run[0]})")

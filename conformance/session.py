@@ -25,6 +25,7 @@ import time
 import pytest
 
 from . import profiles
+from .plugin import spelled
 from .checks import FAULT_SHRINKS, Ctx, Divergence, HarnessError, NotApplicable, Unsupported, format_call, fresh
 from .expectations import BadExpectations, Expectations, default_for_release, load as load_expectations
 from .results import CheckResult, Exit, Report, Status, check_writable, worst
@@ -65,7 +66,9 @@ class ConformanceSession:
         self.fatal = False  # an option is bad: nothing runs
         self.timeout = _seconds(config, "vvc_example_timeout", self.bad_input)
         self.load_timeout = _seconds(config, "vvc_load_timeout", self.bad_input)
-        self.report_path = config.getoption("vvc_report_json")
+        self.role = role(config)
+        # under pytest-xdist only the controller writes the report (the workers send their results)
+        self.report_path = config.getoption("vvc_report_json") if self.role != "worker" else None
         if self.report_path:
             why = check_writable(self.report_path)
             if why:
@@ -91,7 +94,10 @@ class ConformanceSession:
         self.only = {x.strip() for x in only.split(",") if x.strip()} if only else None
         if not self.fatal:
             warm = self.only is None or any(".get_vision_encoder_info." in c for c in self.only)
-            self.hosts = targets_mod.start(self.targets, load_timeout=self.load_timeout, warm=warm)
+            self.hosts = targets_mod.start(self.targets, load_timeout=self.load_timeout,
+                                           warm=warm and self.role != "controller")
+            if self.role == "controller":  # the workers run the checks: the controller only learns the targets
+                self.close()
         for target in self.targets:
             if target.load_error:
                 self.error(target.load_error)
@@ -230,11 +236,77 @@ class ConformanceSession:
         rankpool.close_all()
 
 
-def session(config) -> ConformanceSession:
+def session_of(config) -> ConformanceSession:
     existing = getattr(config, "_vvc_session", None)
     if existing is None:
         existing = config._vvc_session = ConformanceSession(config)
+        if existing.role == "controller":
+            existing.requested = list(existing.cases())  # until a worker says what it collected
     return existing
+
+
+def role(config) -> str:
+    """``serial``, or under pytest-xdist ``controller`` (judges nothing: it gathers the
+    workers' results from their test reports) or ``worker`` (runs the checks)."""
+    if hasattr(config, "workerinput"):
+        return "worker"
+    return "controller" if config.pluginmanager.has_plugin("dsession") else "serial"
+
+
+# -- pytest-xdist: results travel in the test reports (pytest's own channel), the rest
+#    (bad input a worker found) in the worker's workeroutput --
+
+_CONFIG = None  # the controller's config (pytest_runtest_logreport gets only the report)
+
+
+def pytest_sessionstart(session):
+    global _CONFIG
+    if role(session.config) == "controller":
+        _CONFIG = session.config
+        if threading_main() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _terminate)
+            session.config._vvc_sigterm = True
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    sess = session_of(node.config)
+    marker = "[", "]"
+    collected = [i.split(marker[0], 1)[1][:-1] for i in ids if "::test_conformance[" in i]
+    if not getattr(sess, "collected", False):
+        sess.collected = True
+        sess.requested = collected
+        if not collected and not sess.bad_input:
+            sess.error(_nothing_selected(node.config))
+
+
+def pytest_runtest_logreport(report):
+    data = getattr(report, "vvc_result", None)
+    if data is None or _CONFIG is None or role(_CONFIG) != "controller":
+        return
+    sess = session_of(_CONFIG)
+    result = CheckResult.from_dict(data["result"])
+    order = {c: i for i, c in enumerate(sess.requested)}
+    sess.results = sorted([r for r in sess.results if r.id != result.id] + [result],
+                          key=lambda r: order.get(r.id, len(order)))
+    entries = sess.expectations.get(result.target)
+    for index in data.get("matched", ()):
+        if entries is not None and index < len(entries.of(result.function, result.check)):
+            entries.of(result.function, result.check)[index].matched = True
+    sess.checkpoint()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    sess = session_of(node.config)
+    sent = getattr(node, "workeroutput", {}).get("vvc", {})
+    for line in sent.get("bad_input", ()):
+        sess.error(line)
+    for line in sent.get("incomplete", ()):
+        if line not in sess.incomplete:
+            sess.incomplete.append(line)
+    if error:
+        sess.incomplete.append(f"a pytest-xdist worker went down: {str(error).splitlines()[0] if str(error) else error}")
 
 
 def pytest_configure(config):
@@ -251,7 +323,7 @@ def pytest_configure(config):
 
 def pytest_generate_tests(metafunc):
     if "conformance_case" in metafunc.fixturenames:
-        sess = session(metafunc.config)
+        sess = session_of(metafunc.config)
         ids = list(sess.cases())
         sess.requested = ids
         metafunc.parametrize("conformance_case", ids, ids=ids)
@@ -276,14 +348,18 @@ def pytest_collection_finish(session):
     if sess is None:
         return
     if not sess.requested and not sess.bad_input:
-        how = [f for f, opt in (("-k", "keyword"), ("--only", "only"), ("--targets", "targets"))
-               if session.config.getoption(opt)]
-        sess.error("no check is selected" + (f" (by {', '.join(how)})" if how else "") +
-                   "; the ids are TARGET.FUNCTION.CHECK, as the report prints them")
+        sess.error(_nothing_selected(session.config))
     if sess.requested and threading_main() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         # A terminated run still writes its report (marked incomplete) and says so in its exit status.
         signal.signal(signal.SIGTERM, _terminate)
         sess.sigterm = True
+
+
+def _nothing_selected(config) -> str:
+    how = [f for f, opt in (("-k", "keyword"), ("--only", "vvc_only"), ("--targets", "vvc_targets"))
+           if config.getoption(opt)]
+    return ("no check is selected" + (f" (by {', '.join(how)})" if how else "") +
+            "; the ids are TARGET.FUNCTION.CHECK, as the report prints them")
 
 
 def threading_main() -> bool:
@@ -435,18 +511,18 @@ class _Runner:
                               f"{type(exc).__name__}: {exc})") from None
 
 
-def run_case(config, case_id: str) -> None:
+def run_case(config, case_id: str, item=None) -> None:
     """Run one check of one function against one target, record, and end the test."""
     from .registry import BY_NAME
 
-    sess = session(config)
+    sess = session_of(config)
     target_name, function, check_id = case_id.split(".", 2)
     target = sess.target(target_name)
     check = BY_NAME[function].check(check_id)
     result = CheckResult(target_name, function, check_id, check.kind)
     sess.results.append(result)
     try:
-        _run(sess, config, target, function, check, result, case_id)
+        _run(sess, config, target, function, check, result, case_id, item)
     finally:
         if result.status is Status.NOT_RUN:  # interrupted, or an error of the harness itself
             result.status = Status.ERROR if sys.exc_info()[0] is not KeyboardInterrupt else Status.NOT_RUN
@@ -456,10 +532,10 @@ def run_case(config, case_id: str) -> None:
         sess.checkpoint()
 
 
-def _run(sess, config, target, function, check, result, case_id) -> None:
+def _run(sess, config, target, function, check, result, case_id, item=None) -> None:
     from hypothesis import example as hyp_example, given, settings
     from hypothesis.errors import Flaky
-    from hypothesis.statistics import collector  # what Hypothesis's own pytest plugin reads
+    from hypothesis.statistics import collector, describe_statistics  # as Hypothesis's own pytest plugin
 
     if not target.provides(function):
         result.status, result.message = Status.NOT_PROVIDED, f"{target.name} does not provide {function}"
@@ -489,7 +565,12 @@ def _run(sess, config, target, function, check, result, case_id) -> None:
                 test = hyp_example(edge)(test)
             # the suite's profile on its own property only; the global settings stay as they are
             test = settings(settings.get_profile(config._vvc_profile))(test)
-            with collector.with_value(lambda stats: result.events.update(_events(stats))):
+            def note(stats):
+                result.events.update(_events(stats))
+                if item is not None:  # Hypothesis's plugin prints it (--hypothesis-show-statistics)
+                    item.hypothesis_statistics = describe_statistics({**stats, "nodeid": item.nodeid})
+
+            with collector.with_value(note):
                 test()
     except Unsupported as exc:
         result.status, result.message = Status.SKIPPED, str(exc)
@@ -562,16 +643,25 @@ def _diverged(sess, config, result, case_id, message, example, examples) -> None
     pytest.fail(f"{message}\n  minimal input: {example}\n  replay: {result.repro}", pytrace=False)
 
 
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
+    cases = getattr(item, "callspec", None) and item.callspec.params.get("conformance_case")
+    sess = getattr(item.config, "_vvc_session", None)
+    result = next((r for r in reversed(sess.results) if r.id == cases), None) if cases and sess else None
     # A harness error (not a divergence) still gets a cell.
-    if call.when == "call" and call.excinfo is not None and "conformance_case" in getattr(item, "fixturenames", ()):
-        sess = getattr(item.config, "_vvc_session", None)
-        if sess and sess.results and sess.results[-1].status in (Status.NOT_RUN, Status.CONFORMS):
-            last = sess.results[-1]
-            if not call.excinfo.errisinstance((pytest.skip.Exception, pytest.xfail.Exception, KeyboardInterrupt)):
-                last.status = Status.ERROR
-                text = str(call.excinfo.value)
-                last.message = f"{call.excinfo.typename}: {text.splitlines()[0] if text else ''}"
+    if result is not None and call.when == "call" and call.excinfo is not None and \
+            result.status in (Status.NOT_RUN, Status.CONFORMS) and \
+            not call.excinfo.errisinstance((pytest.skip.Exception, pytest.xfail.Exception, KeyboardInterrupt)):
+        result.status = Status.ERROR
+        text = str(call.excinfo.value)
+        result.message = f"{call.excinfo.typename}: {text.splitlines()[0] if text else ''}"
+    report = yield
+    if result is not None and call.when == "call":
+        # travels with the report to pytest-xdist's controller (any report attribute does)
+        entries = sess.expectations[result.target].of(result.function, result.check)
+        report.vvc_result = {"result": result.to_dict(),
+                             "matched": [i for i, e in enumerate(entries) if e.matched]}
+    return report
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -589,10 +679,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 def pytest_unconfigure(config):
+    global _CONFIG
+    if getattr(config, "_vvc_sigterm", False):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _CONFIG = None
     sess = getattr(config, "_vvc_session", None)
     if sess is None:
         return
     sess.close()
+    if sess.role == "worker":  # its results and bad input went to the controller
+        return
     if not sess.printed:  # pytest printed no summary (an internal error): the report is not lost
         from .report import render_text
 
@@ -600,7 +696,7 @@ def pytest_unconfigure(config):
         sys.stdout.write(render_text(sess, config, getattr(sess, "final", None)))
     # After output capture ends: one line per bad input, last, on stderr.
     for line in sess.bad_input:
-        sys.stderr.write(f"vllm-vision-conformance: error: {line}\n")
+        sys.stderr.write(f"vllm-vision-conformance: error: {spelled(config, line)}\n")
     for line in sess.incomplete:
         sys.stderr.write(f"vllm-vision-conformance: incomplete: {line}\n")
     if getattr(sess, "sigterm", False):
@@ -636,7 +732,15 @@ def _exit_status(session, sess, exitstatus) -> int:
 
 
 def pytest_sessionfinish(session, exitstatus):
-    sess = getattr(session.config, "_vvc_session", None)
+    config = session.config
+    if role(config) == "worker":
+        sess = getattr(config, "_vvc_session", None)
+        if sess is not None:
+            config.workeroutput["vvc"] = {"bad_input": list(sess.bad_input), "incomplete": list(sess.incomplete)}
+        return
+    sess = getattr(config, "_vvc_session", None)
+    if sess is None and role(config) == "controller":
+        sess = session_of(config)  # no worker got as far as collecting
     if sess is None:
         return
     status = _exit_status(session, sess, exitstatus)

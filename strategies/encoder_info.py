@@ -81,7 +81,8 @@ def hf_configs(draw, family: str | None = None):
         return top
     vision = draw(vision_configs(family))
     top = SimpleNamespace(vision_config=vision)
-    if type(vision).__name__ == "PixtralVisionConfig" and draw(st.booleans()):
+    # three in four Pixtral problems at its downscale boundaries (the rarer classes need the draws)
+    if type(vision).__name__ == "PixtralVisionConfig" and draw(st.integers(0, 3)) > 0:
         top.spatial_merge_size = draw(st.integers(1, 3))
     return top
 
@@ -170,7 +171,8 @@ def _pixtral_dims(draw, limit: int, patch: int) -> tuple[int, int]:
 def encoder_info_problems(draw) -> dict:
     hf_config = draw(hf_configs())
     vision = hf_config.vision_config
-    if type(vision).__name__ == "PixtralVisionConfig" and draw(st.booleans()):
+    # three in four Pixtral problems at its downscale boundaries (the rarer classes need the draws)
+    if type(vision).__name__ == "PixtralVisionConfig" and draw(st.integers(0, 3)) > 0:
         patch = vision.patch_size * getattr(hf_config, "spatial_merge_size", 1)
         width, height = draw(_pixtral_dims(vision.image_size, patch))
     else:

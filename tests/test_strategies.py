@@ -10,7 +10,7 @@ from hypothesis.statistics import collector
 from vllm_vision_conformance.conformance import profiles
 
 profiles.register()
-from vllm_vision_conformance.conformance.plugin import _events as report_events
+from vllm_vision_conformance.conformance.session import _events as report_events
 from vllm_vision_conformance.strategies import dp as s_dp, encoder_info as s_info, encoder_outputs as s_enc, feature_select as s_fs
 
 

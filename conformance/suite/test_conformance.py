@@ -4,4 +4,4 @@ from vllm_vision_conformance.conformance.session import run_case
 
 
 def test_conformance(conformance_case, request):
-    run_case(request.config, conformance_case)
+    run_case(request.config, conformance_case, request.node)
