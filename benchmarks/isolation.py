@@ -6,7 +6,7 @@ the isolation change, checked out in a git worktree), in one run, pair by pair.
 
 Run it with the Python of an env that has vLLM (``.tox/vllm-0.33.0/bin/python``
 or ``.tox/tests/bin/python``). Each pair runs the old tree, then this one (the
-order alternates between pairs), both as ``python -m conformance`` with the
+order alternates between pairs), both as ``python -m vllm_vision_conformance`` (``conformance`` before issue 11) with the
 tree first on ``PYTHONPATH``; it prints each wall time, the ratio new/old of
 each pair and their median, and checks that both harnesses gave every check
 the same status and message. The bar (issue 9): a median ratio of at most
@@ -42,7 +42,10 @@ def base_commit() -> str:
 def run(tree: str, suite_args: list[str], folder: str, tag: str) -> tuple[float, dict]:
     report = os.path.join(folder, f"report-{tag}.json")
     env = dict(os.environ, PYTHONPATH=tree, VLLM_LOGGING_LEVEL="ERROR")
-    cmd = [sys.executable, "-m", "vllm_vision_conformance", "--profile=ci", "--report-json", report, *suite_args]
+    if os.path.isdir(os.path.join(tree, "vllm_vision_conformance")):  # one top-level package (issue 11)
+        cmd = [sys.executable, "-m", "vllm_vision_conformance", "--profile=ci", "--report-json", report, *suite_args]
+    else:  # the layout before it
+        cmd = [sys.executable, "-m", "conformance", "--hypothesis-profile=ci", "--report-json", report, *suite_args]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start

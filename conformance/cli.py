@@ -34,9 +34,11 @@ _NAMES = {name for name, _, _ in OPTIONS}
 
 
 def translate(args: list[str]) -> list[str]:
-    """The CLI's short spellings (``--impl X``, ``--only=Y``) as the plugin's prefixed options."""
+    """The CLI's short spellings (``--impl X``, ``--only=Y``, ``-q``) as the plugin's prefixed options."""
     out = []
     for arg in args:
+        if arg == "-q":  # pytest is already quiet here: -q is the suite's short report
+            arg = "--quiet"
         name, sep, value = arg[2:].partition("=")
         out.append(f"{PREFIX}{name}{sep}{value}" if arg.startswith("--") and name in _NAMES else arg)
     return out
@@ -65,15 +67,13 @@ def usage() -> str:
         spell = f"--{name}" + (f" {meta}" if meta and kw.get("action") != "store_true" else "")
         lines.append(f"  {spell}")
         lines.extend(textwrap.wrap(text, 72, initial_indent="        ", subsequent_indent="        "))
+    for spell, text in (
+            ("-n N, -n auto", "run the checks in N pytest-xdist workers (the same report, JSON and exit status)"),
+            ("--version", "print the versions of this suite, vLLM, torch, pytest, Hypothesis and pytest-xdist"),
+            ("--pytest-help", "pytest's own help (every other option is passed to pytest)")):
+        lines.append(f"  {spell}")
+        lines.extend(textwrap.wrap(text, 72, initial_indent="        ", subsequent_indent="        "))
     lines += [
-        "  -q",
-        "        print only the table, the new divergences and what went wrong",
-        "  -n N, -n auto",
-        "        run the checks in N pytest-xdist workers (same report, JSON and exit status)",
-        "  --version",
-        "        print the versions of this suite, vLLM, torch, pytest, Hypothesis and pytest-xdist",
-        "  --pytest-help",
-        "        pytest's own help (every other option is passed to pytest)",
         "",
         "exit status: 0 conforms (or diverges only as recorded), 1 a new divergence,",
         "2 bad input (one line each), 3 incomplete (interrupted, or a check did not run).",

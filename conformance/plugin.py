@@ -54,6 +54,8 @@ OPTIONS = (
      dict(default=None, metavar="NAME")),
     ("allow-expected", "with --baseline: a new divergence recorded in this run's expectations does not fail",
      dict(action="store_true")),
+    ("quiet", "print only the table, the new divergences and what went wrong (CLI: -q)",
+     dict(action="store_true")),
     ("profile", "the suite's Hypothesis profile: dev, ci (default; derandomized) or thorough; "
                 "--hypothesis-profile NAME picks any registered profile instead",
      dict(default=None, metavar="NAME")),

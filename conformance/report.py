@@ -54,6 +54,51 @@ def _not_run(sess):
     return [c for c in sess.requested if c not in done]
 
 
+# the cells' short forms, for a table that would not fit in full
+SHORT = {Status.CONFORMS.value: "ok", CELL_EXPECTED: "expected", Status.DIVERGES.value: "DIVERGES",
+         Status.NOT_PROVIDED.value: "n/a", Status.ERROR.value: "ERROR", Status.NOT_RUN.value: "not run"}
+LEGEND = "(ok: conforms; expected: a recorded divergence; n/a: not provided)"
+
+
+def _width() -> int:
+    """The terminal's width where there is one (COLUMNS too), else 80."""
+    import shutil
+
+    return max(40, shutil.get_terminal_size((80, 24)).columns)
+
+
+def table_lines(names: list[str], rows: list[list[str]], width: int = 80) -> list[str]:
+    """The function x target table in ``width`` columns: full cells if they fit, else
+    short ones with a legend, else the targets in several blocks."""
+
+    def render(names, rows):
+        table = [["function"] + names] + rows
+        widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+        out = []
+        for i, row in enumerate(table):
+            out.append("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+            if i == 0:
+                out.append("  ".join("-" * w for w in widths))
+        return out
+
+    full = render(names, rows)
+    if max(map(len, full)) <= width:
+        return full
+    rows = [[row[0]] + [SHORT.get(c, c) for c in row[1:]] for row in rows]
+    short = render(names, rows)
+    if max(map(len, short)) <= width:
+        return short + [LEGEND]
+    blocks, start = [], 0  # a block of targets at a time, each with the function column
+    while start < len(names):
+        end = start + 1
+        while end < len(names) and max(map(len, render(names[start:end + 1], [[r[0]] + r[1 + start:2 + end]
+                                                                              for r in rows]))) <= width:
+            end += 1
+        blocks += render(names[start:end], [[r[0]] + r[1 + start:1 + end] for r in rows]) + [""]
+        start = end
+    return blocks[:-1] + [LEGEND]
+
+
 def render_text(sess, config, exit_status: int | None = None) -> str:
     names, rows = _grid(sess)
     lines = []
@@ -63,13 +108,7 @@ def render_text(sess, config, exit_status: int | None = None) -> str:
         lines.append(f"target {target.name}: {what}: {state}")
     lines.append(f"hypothesis profile: {config._vvc_profile}; torch {_version('torch')}")
     lines.append("")
-    header = ["function"] + names
-    table = [header] + [[row[0]] + [status for status, _ in row[1:]] for row in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    for i, row in enumerate(table):
-        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    lines += table_lines(names, [[row[0]] + [status for status, _ in row[1:]] for row in rows], _width())
     lines.append("")
     diverging = [r for r in sess.results if r.status is Status.DIVERGES]
     if diverging:
@@ -86,7 +125,10 @@ def render_text(sess, config, exit_status: int | None = None) -> str:
             if r.repro:
                 lines.append(f"    replay: {r.repro}")
     expected = [r for r in sess.results if r.status is Status.EXPECTED]
-    if expected:
+    quiet = config.getoption("vvc_quiet", False)
+    if expected and quiet:
+        lines.append(f"{len(expected)} expected divergence(s), recorded with a reason (listed without -q)")
+    elif expected:
         lines.append(f"{len(expected)} expected divergence(s) (recorded with a reason):")
         for r in expected:
             lines.append(f"- {r.id}: {r.message}")

@@ -91,3 +91,27 @@ def test_default_expectations_of_a_release_and_of_a_local_build_of_it():
     assert default_for_release("0.11.2+cpu") == "vllm-0.11.2"
     assert default_for_release("0.19.0") is None  # no file of its own: none, not a neighbour's
     assert default_for_release("0.34.0.dev3+gabc") is None
+
+
+def test_the_report_table_fits_the_width():
+    from vllm_vision_conformance.conformance.report import LEGEND, table_lines
+
+    functions = ["run_dp_sharded_mrope_vision_model", "get_vit_attn_backend"]
+    small = table_lines(["reference", "vllm"], [[f, "conforms", "conforms"] for f in functions], 80)
+    assert LEGEND not in small and "conforms" in small[2]  # fits: the cells in full
+    cells = ["conforms", "expected divergence", "diverges"]
+    one = table_lines(["reference", "vllm", "my-plugin-impl"], [[f, *cells] for f in functions], 80)
+    assert max(map(len, one)) <= 80 and one[-1] == LEGEND and "expected" in one[2] and "DIVERGES" in one[2]
+    many = [f"candidate-{i}" for i in range(7)]
+    wide = table_lines(many, [[f, *(["expected divergence"] * 7)] for f in functions], 80)
+    assert max(map(len, wide)) <= 80
+    assert all(any(name in line for line in wide) for name in many)  # every target, in some block
+    assert sum(line.startswith("run_dp_sharded_mrope_vision_model") for line in wide) > 1  # several blocks
+    assert max(map(len, table_lines(many, [[f, *(["expected divergence"] * 7)] for f in functions], 200))) > 80
+
+
+def test_cli_spellings_become_the_plugins_prefixed_options():
+    from vllm_vision_conformance.conformance.cli import translate
+
+    assert translate(["--impl", "a=b", "--only=x", "-q", "-n", "2", "--junitxml", "j.xml", "-k", "--targets"]) == \
+        ["--vvc-impl", "a=b", "--vvc-only=x", "--vvc-quiet", "-n", "2", "--junitxml", "j.xml", "-k", "--vvc-targets"]
