@@ -61,7 +61,7 @@ class ConformanceSession:
         self.requested: list[str] = []
         self.expectations: dict[str, Expectations] = {}
         self.hosts: list = []
-        self.started = time.monotonic()
+        self.started = getattr(config, "_vvc_started", None) or time.monotonic()
         self.printed = False
         self.fatal = False  # an option is bad: nothing runs
         self.timeout = _seconds(config, "vvc_example_timeout", self.bad_input)
@@ -92,12 +92,15 @@ class ConformanceSession:
                     self.error(f"--targets {name!r}: no such target (known: {', '.join(sorted(known))})")
         only = config.getoption("vvc_only")
         self.only = {x.strip() for x in only.split(",") if x.strip()} if only else None
-        if not self.fatal:
+        if not self.fatal and self.role == "controller":
+            # pytest-xdist's controller runs nothing: the workers load the targets and say what
+            # they found (pytest_testnodedown); vLLM's release is read from its metadata here
+            for target in self.targets:
+                if target.kind == "vllm":
+                    target.release = targets_mod.vllm_release()
+        elif not self.fatal:
             warm = self.only is None or any(".get_vision_encoder_info." in c for c in self.only)
-            self.hosts = targets_mod.start(self.targets, load_timeout=self.load_timeout,
-                                           warm=warm and self.role != "controller")
-            if self.role == "controller":  # the workers run the checks: the controller only learns the targets
-                self.close()
+            self.hosts = targets_mod.start(self.targets, load_timeout=self.load_timeout, warm=warm)
         for target in self.targets:
             if target.load_error:
                 self.error(target.load_error)
@@ -263,6 +266,7 @@ def pytest_sessionstart(session):
     global _CONFIG
     if role(session.config) == "controller":
         _CONFIG = session.config
+        session.config._vvc_started = time.monotonic()  # its session is made when a worker has collected
         if threading_main() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _terminate)
             session.config._vvc_sigterm = True
@@ -271,8 +275,8 @@ def pytest_sessionstart(session):
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_node_collection_finished(node, ids):
     sess = session_of(node.config)
-    marker = "[", "]"
-    collected = [i.split(marker[0], 1)[1][:-1] for i in ids if "::test_conformance[" in i]
+    # node ids test_conformance.py::test_conformance[TARGET.FUNCTION.CHECK]
+    collected = [i.split("::test_conformance[", 1)[1][:-1] for i in ids if "::test_conformance[" in i]
     if not getattr(sess, "collected", False):
         sess.collected = True
         sess.requested = collected
@@ -305,6 +309,11 @@ def pytest_testnodedown(node, error):
     for line in sent.get("incomplete", ()):
         if line not in sess.incomplete:
             sess.incomplete.append(line)
+    for name, info in sent.get("targets", {}).items():
+        target = next((t for t in sess.targets if t.name == name), None)
+        if target is not None:
+            target.release = target.release or info.get("release")
+            target.load_error = target.load_error or info.get("load_error")
     if error:
         sess.incomplete.append(f"a pytest-xdist worker went down: {str(error).splitlines()[0] if str(error) else error}")
 
@@ -736,7 +745,9 @@ def pytest_sessionfinish(session, exitstatus):
     if role(config) == "worker":
         sess = getattr(config, "_vvc_session", None)
         if sess is not None:
-            config.workeroutput["vvc"] = {"bad_input": list(sess.bad_input), "incomplete": list(sess.incomplete)}
+            config.workeroutput["vvc"] = {
+                "bad_input": list(sess.bad_input), "incomplete": list(sess.incomplete),
+                "targets": {t.name: {"release": t.release, "load_error": t.load_error} for t in sess.targets}}
         return
     sess = getattr(config, "_vvc_session", None)
     if sess is None and role(config) == "controller":
