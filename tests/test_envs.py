@@ -136,7 +136,8 @@ def test_the_tox_config_carries_the_settings_and_the_bars():
     base = ini["testenv"]
     assert "UV_EXCLUDE" in base["set_env"] and "UV_CONSTRAINT" in base["set_env"]
     assert "cpu-constraints.txt" in base["deps"]  # uv ignores UV_CONSTRAINT once deps has a -c
-    assert "pip install" not in base["commands_pre"].replace("uv pip install", "")
+    assert "-m pip" not in base["commands_pre"]  # no pip in uv's venvs
+    assert "{env:VVC_UV:uv} pip install" in base["commands_pre"] and "{env:VVC_UV:uv}" in base["allowlist_externals"]
     assert "VVC_PROFILE" in base["pass_env"] and "HYPOTHESIS_PROFILE" not in base["pass_env"]
     assert "suite.txt" in base["deps"]
     assert "pytest-xdist" in (REQ / "suite.txt").read_text()
