@@ -49,11 +49,16 @@ PROJECT = {
 }
 
 
+# what makes Hypothesis load its ci profile by itself (tox sets the second one)
+CI_VARS = ("CI", "__TOX_ENVIRONMENT_VARIABLE_ORIGINAL_CI", "TF_BUILD", "BUILDKITE", "CIRCLECI", "CIRRUS_CI",
+           "CODEBUILD_BUILD_ID", "GITHUB_ACTIONS", "GITLAB_CI", "HEROKU_TEST_RUN_ID", "TEAMCITY_VERSION")
+
+
 def _run_project(tmp_path, *args, ci: bool):
     for name, text in PROJECT.items():
         (tmp_path / name).write_text(text)
     facts = tmp_path / "facts.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTHONPATH", "VVC_PROFILE")}
+    env = {k: v for k, v in os.environ.items() if k not in (*CI_VARS, "PYTHONPATH", "VVC_PROFILE")}
     env.update(FACTS=str(facts), **({"CI": "true"} if ci else {}))
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "-q", "--baseline", "b",
                            *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -121,7 +126,7 @@ def test_plain_pytest_of_the_suite_is_the_cli(cli, tmp_path):
     status, report, out = cli("--targets", "reference", "--only", SUITE_CHECKS)
     assert status == 0, out[-3000:]
     plain_json = tmp_path / "plain.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("VVC_PROFILE", "CI")}
+    env = {k: v for k, v in os.environ.items() if k not in (*CI_VARS, "VVC_PROFILE")}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs",
                            "vllm_vision_conformance.conformance.suite", "--vvc-targets", "reference",
                            "--vvc-only", SUITE_CHECKS, "--vvc-report-json", str(plain_json)],

@@ -167,7 +167,7 @@ def _bystander_ids(targets):
 @pytest.fixture(scope="module")
 def bystanders_alone(tmp_path_factory):
     """The reference, vLLM and the clean candidate without any hostile: the results to keep."""
-    return run_cli("--impl", "clean=reference", "--targets", "reference,vllm,clean",
+    return run_cli("--impl", "clean=vllm_vision_conformance.reference", "--targets", "reference,vllm,clean",
                    "--only", ",".join(_bystander_ids(["reference", "vllm", "clean"])),
                    "--example-timeout", str(TIMEOUT), tmp_path=tmp_path_factory.mktemp("alone"), timeout=900)
 
@@ -183,7 +183,7 @@ def test_hostiles_beside_others_change_nothing_else(bystanders_alone, tmp_path):
         names.append(target)
         args += ["--impl", f"{target}={HOSTILE / (name + '.py')}"]
         only += _ids(target, AT_CALL[name][0])
-    args += ["--impl", "clean=reference"]
+    args += ["--impl", "clean=vllm_vision_conformance.reference"]
     only += _bystander_ids(["reference", "vllm", "clean"])
     status, report, output = run_cli(*args, "--targets", ",".join(["reference", "vllm", *names, "clean"]),
                                      "--only", ",".join(only), "--example-timeout", str(TIMEOUT),
