@@ -377,8 +377,20 @@ def threading_main() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+_TERMINATED = []  # SIGTERM arrived (the handler's exception can be swallowed: see below)
+
+
 def _terminate(signum, frame):
+    _TERMINATED.append(signum)
     raise KeyboardInterrupt("terminated (SIGTERM)")
+
+
+def _stop_if_terminated() -> None:
+    """Raise again where it cannot be lost: a handler that ran inside a callback Python
+    ignores exceptions of (Hypothesis's gc callback, a __del__) only printed its
+    KeyboardInterrupt, and the run went on."""
+    if _TERMINATED:
+        raise KeyboardInterrupt("terminated (SIGTERM)")
 
 
 def _first_divergence(exc: BaseException) -> BaseException:
@@ -488,6 +500,7 @@ class _Runner:
 
     def example(self, drawn: dict) -> None:
         """Run one example: prepare, observe, judge."""
+        _stop_if_terminated()
         ctx = self.ctx
         ctx.current = format_call(self.function, drawn)
         ctx.examples += 1
@@ -524,6 +537,7 @@ def run_case(config, case_id: str, item=None) -> None:
     """Run one check of one function against one target, record, and end the test."""
     from .registry import BY_NAME
 
+    _stop_if_terminated()
     sess = session_of(config)
     target_name, function, check_id = case_id.split(".", 2)
     target = sess.target(target_name)
@@ -689,6 +703,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 def pytest_unconfigure(config):
     global _CONFIG
+    _TERMINATED.clear()
     if getattr(config, "_vvc_sigterm", False):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _CONFIG = None
