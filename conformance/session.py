@@ -377,18 +377,20 @@ def threading_main() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-_TERMINATED = []  # SIGTERM arrived (the handler's exception can be swallowed: see below)
+_TERMINATED = []  # SIGTERM arrived
 
 
 def _terminate(signum, frame):
+    """SIGTERM: the run stops at the next example or check (``_stop_if_terminated``).
+    Raising here instead could land inside a callback whose exceptions Python only
+    prints (Hypothesis's gc callback): the run went on, and the test of it hung.
+    pytest-xdist's controller runs no example, so it raises at once."""
     _TERMINATED.append(signum)
-    raise KeyboardInterrupt("terminated (SIGTERM)")
+    if _CONFIG is not None:
+        raise KeyboardInterrupt("terminated (SIGTERM)")
 
 
 def _stop_if_terminated() -> None:
-    """Raise again where it cannot be lost: a handler that ran inside a callback Python
-    ignores exceptions of (Hypothesis's gc callback, a __del__) only printed its
-    KeyboardInterrupt, and the run went on."""
     if _TERMINATED:
         raise KeyboardInterrupt("terminated (SIGTERM)")
 
@@ -733,6 +735,8 @@ def _exit_status(session, sess, exitstatus) -> int:
         codes.append(Exit.BAD_INPUT)
     done = {r.id for r in sess.results if r.status is not Status.NOT_RUN}
     missing = [c for c in sess.requested if c not in done]
+    if _TERMINATED and exitstatus != pytest.ExitCode.INTERRUPTED:  # after the last check ran
+        sess.incomplete.append("the run was terminated (SIGTERM) before it ended")
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         sess.incomplete.append(f"the run was interrupted; {len(missing)} of {len(sess.requested)} requested "
                                "checks did not run")
