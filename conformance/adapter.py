@@ -15,10 +15,8 @@ import os
 import types
 from typing import Any, Callable
 
-# The documented names, in the order of the docs page; the reference exports exactly these.
-from ..reference import __all__ as _DOCUMENTED  # noqa: E402
-
-DOCUMENTED = tuple(_DOCUMENTED)
+from ..documented import NAMES as DOCUMENTED
+from .checks import NotApplicable
 
 
 class NotInThisForm(Exception):
@@ -89,6 +87,14 @@ def refusal(function: str, target_forms: dict[str, str], example: dict) -> str |
             and example.get("attn_backend_override") is not None:
         return "this release's get_vit_attn_backend takes no override"
     return None
+
+
+def prepare_by_form(ctx, example: dict) -> dict:
+    """A check's ``prepare``: the example as it is, or NotApplicable when the target's form cannot take it."""
+    why = refusal(ctx.function, ctx.target.forms, example)
+    if why:
+        raise NotApplicable(why)
+    return example
 
 
 def _adapt_resolve(fn: Callable) -> Callable:

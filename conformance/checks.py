@@ -30,6 +30,7 @@ from .plain import Outcome, Raised, qualified_name, short
 
 
 FAULT_SHRINKS = 6  # faults of the target's processes a check shrinks over before it stops at the last one
+UPSTREAM_TESTS = "vllm tests/models/test_vision.py"  # where vLLM's own fixed cases come from
 
 
 class Divergence(AssertionError):
@@ -238,3 +239,15 @@ def raises(check_id: str, doc: str, example, exc_type: type[BaseException]) -> C
 
     return Check(check_id, doc, call_probe, judge, example=example)
 
+
+
+@dataclasses.dataclass
+class FunctionSpec:
+    """The record of one documented name: its checks (``conformance/records/<family>.py``)."""
+
+    name: str
+    summary: str
+    checks: list[Check]
+
+    def check(self, check_id: str) -> Check:
+        return next(c for c in self.checks if c.id == check_id)

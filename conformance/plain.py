@@ -24,11 +24,14 @@ an outcome that raised.
 from __future__ import annotations
 
 import builtins
+import collections.abc
 import copyreg
 import dataclasses
 import enum
 import io
 import pickle
+import types
+import typing
 from typing import Any
 
 import torch
@@ -428,3 +431,42 @@ def _str(value: Any) -> str:
 def roundtrip(value: Any) -> Any:
     """What the controller would receive for ``value`` (used on the reference's own observations)."""
     return decode(encode(value))
+
+
+# ---- types as plain data (the documented aliases) -------------------------------
+
+def describe_type(t, depth: int = 0):
+    """A typing construct as plain data: ["Literal", values], ["Union", members],
+    ["Callable", params, result], ["class", name], ["other", type name]."""
+    if depth > 8:
+        return ["other", "too deep"]
+    origin = typing.get_origin(t)
+    args = typing.get_args(t)
+    if origin is typing.Literal:
+        return ["Literal", list(args)]
+    if origin in (typing.Union, types.UnionType):
+        return ["Union", [describe_type(a, depth + 1) for a in args]]
+    if origin is collections.abc.Callable:
+        params, result = (args[0], args[1]) if len(args) == 2 else (None, None)
+        shown = [describe_type(p, depth + 1) for p in params] if type(params) is list else "..."
+        return ["Callable", shown, describe_type(result, depth + 1)]
+    if isinstance(t, type):
+        return ["class", qualified_name(t)]
+    return ["other", qualified_name(type(t))]
+
+
+def render_type(desc) -> str:
+    """The plain description written back as a type expression (our formatting only)."""
+    if type(desc) is not list or not desc:
+        return short(desc)
+    kind = desc[0]
+    if kind == "Literal" and len(desc) == 2 and type(desc[1]) is list:
+        return f"Literal[{', '.join(short(v) for v in desc[1])}]"
+    if kind == "Union" and len(desc) == 2 and type(desc[1]) is list:
+        return " | ".join(render_type(m) for m in desc[1])
+    if kind == "Callable" and len(desc) == 3:
+        params = desc[1] if type(desc[1]) is not list else "[" + ", ".join(render_type(p) for p in desc[1]) + "]"
+        return f"Callable[{params}, {render_type(desc[2])}]"
+    if kind in ("class", "other") and len(desc) == 2 and type(desc[1]) is str:
+        return desc[1].removeprefix("builtins.")
+    return short(desc)

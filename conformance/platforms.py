@@ -8,11 +8,14 @@ kernel-module importability, an empty ``vllm_xpu_kernels``, and the target
 module's ``current_platform``. Everything is undone when the context exits.
 :func:`release_group` maps the installed vLLM to the reference's release
 group (docs/backend.md). See /work/shared/notes/backend-selection.md §3.
+The end of the module is the simulated backend checks' plumbing: what a drawn
+query becomes for a target, and the call under the simulated platform.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib
 import importlib.util
@@ -22,7 +25,10 @@ import sys
 import types
 from typing import Any, Iterator
 
-from ..reference.backend import PlatformFacts
+from ..reference.backend import PlatformFacts, use_platform, vision_backends
+from ..strategies.backend import OverridePick
+from . import adapter
+from .checks import Ctx, NotApplicable, Unsupported
 
 _MISSING = object()
 
@@ -329,3 +335,62 @@ def real_cuda_facts(group: str | None = None) -> PlatformFacts:
         pass
     return PlatformFacts("cuda", capability=tuple(torch.cuda.get_device_capability()), kernels=kernels,
                          fa4=fa4, group=group or release_group() or "0.33")
+
+
+# ---- the simulated-platform checks' plumbing -------------------------------------
+#
+# Used by conformance/records/backend.py: what a drawn query becomes for a target
+# (prepare, in the controller), and the call under the simulated platform (where
+# the target lives).
+
+def prepare_simulated(ctx: Ctx, ex: dict) -> dict:
+    """The facts with the installed vLLM's release group, the override picked; or why not."""
+    if not ctx.target.facts.get("current_platform"):
+        raise Unsupported(f"{ctx.target.name} has no module-level current_platform to install a simulated "
+                          "platform through")
+    group = release_group()
+    if group is None:
+        raise Unsupported("the installed vLLM's selection is simulated for 0.11.2, 0.27.x and 0.33.x only "
+                          "(docs/backend.md)")
+    facts = dataclasses.replace(ex["facts"], group=group)
+    out = dict(ex, facts=facts)
+    pick = ex.get("attn_backend_override")
+    if isinstance(pick, OverridePick):
+        out["attn_backend_override"] = pick.resolve(vision_backends(facts))
+    override = out.get("attn_backend_override")
+    if override is not None and not (facts.override_source == "argument" and ctx.target.facts.get("private_backend")):
+        why = adapter.refusal("get_vit_attn_backend", ctx.target.forms, out)
+        if why:
+            raise NotApplicable(why)
+    return out
+
+
+def simulated_call(view, facts, head_size, dtype, override) -> dict:
+    """The target through its vision function (the override from the argument or
+    the multimodal config, as the facts say), and, for vLLM itself, through the
+    platform method. Runs where the target lives."""
+    module = view.module
+    kwargs = {"head_size": head_size, "dtype": dtype, "attn_backend_override": override}
+    private = getattr(module, "_get_vit_attn_backend", None)
+    enum_cls = adapter.backend_enum(module)
+    # The name becomes the release's enum member inside the call, as a user's code
+    # would convert it: a name the release does not know (XFORMERS in 0.33.0, whose
+    # enum raises ValueError for it) is then that call's outcome, not a harness error.
+    with simulate(facts, module) as platform:
+        if override is not None and facts.override_source == "argument" and private is not None:
+            got = view.invoke(lambda: private(head_size, dtype,
+                                              attn_backend_override=adapter.to_enum(enum_cls, override)))
+        else:
+            got = view.call(view.function, kwargs)
+        direct = None
+        if view.target.kind == "vllm" and (override is None or private is not None):
+            direct = view.invoke(lambda: call_platform(platform, head_size, dtype,
+                                                       adapter.to_enum(enum_cls, override)))
+    return {"got": got, "direct": direct}
+
+
+def reference_call(view, ex: dict):
+    """The reference under the simulated platform of ``ex["facts"]`` (the probe run on the reference)."""
+    kwargs = {k: ex[k] for k in ("head_size", "dtype", "attn_backend_override")}
+    with use_platform(ex["facts"]):
+        return view.call(view.function, kwargs)

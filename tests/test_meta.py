@@ -48,6 +48,12 @@ BEYOND_RECORDED = {
 }
 
 
+def test_one_mutation_per_documented_name():
+    from vllm_vision_conformance.documented import NAMES
+
+    assert set(MUTATIONS) == set(NAMES)
+
+
 def test_a_recorded_divergence_hides_no_new_one(tmp_path, cli):
     """Copies of 0.33.0 with one more bug, each in a check that has an
     expectations entry or in a parameter the documented page does not list:
