@@ -170,7 +170,7 @@ def plain_dp_problems(draw, max_ranks: int = MAX_RANKS) -> dict:
 
 # Real Qwen geometries: the ``[t, h, w]`` grids that the models' processors
 # give for these (height, width, frames) inputs (frames > 1: a video), sizes
-# whose grid fits the example budget. tests/test_ground_truth.py checks every
+# whose grid fits the example budget. tests/oracle/test_ground_truth.py checks every
 # grid against transformers' Qwen2-VL image and video processors, set up as
 # each model's preprocessor config is (Qwen2.5-VL: patch 14; Qwen3-VL: patch
 # 16; both merge 2, temporal patch 2).

@@ -1,1 +1,1 @@
-"""Hostile candidates: each does one thing a harness must survive (see tests/test_hostile.py)."""
+"""Hostile candidates: each does one thing a harness must survive (see tests/meta/test_hostile.py)."""

@@ -194,7 +194,7 @@ def test_run_runs_the_release_envs_of_this_tox_ini_only():
     matrix-report (the last env of `tox -m matrix`, which writes no suite report)."""
     import pathlib
 
-    envs = matrix.tox_envs(str(pathlib.Path(__file__).resolve().parents[1] / "tox.ini"))
+    envs = matrix.tox_envs(str(pathlib.Path(__file__).resolve().parents[2] / "tox.ini"))
     assert len(envs) >= 14 and all(re.fullmatch(r"vllm-\d+\.\d+\.\d+", e) for e in envs), envs
 
 

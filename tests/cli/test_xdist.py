@@ -17,7 +17,7 @@ import pytest
 
 from vllm_vision_conformance.conformance.registry import BY_NAME
 
-from .conftest import CANDIDATES
+from ..conftest import CANDIDATES
 
 ONE = "reference.get_load_balance_assignment.case-docstring-example"
 

@@ -31,7 +31,7 @@ import pytest
 
 yaml = pytest.importorskip("yaml")
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / "examples" / "vllm-vision-conformance.yml"
 TOX_INI = ROOT / "tox.ini"
 SUITE = "vvc"  # where the workflow checks out this repository

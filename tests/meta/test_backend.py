@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from vllm_vision_conformance.reference.backend import PlatformFacts, get_vit_attn_backend, use_platform, vision_backends
 from vllm_vision_conformance.strategies import backend as s_backend
 
-from .conftest import vllm_vision_source
+from ..conftest import vllm_vision_source
 
 
 # ---- the reference table --------------------------------------------------------

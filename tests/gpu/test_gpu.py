@@ -2,7 +2,7 @@
 
 On a CUDA machine: NCCL groups over every GPU, with tensors on the GPU, so the
 device of the empty-rank placeholder and of the padding matters; on one GPU
-the world-size-1 NCCL case. Run with ``pytest tests/test_gpu.py`` on the
+the world-size-1 NCCL case. Run with ``pytest tests/gpu/test_gpu.py`` on the
 device machine; the output is recorded in docs/distributed.md.
 """
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from .conftest import CANDIDATES, run_cli
+from ..conftest import CANDIDATES, run_cli
 
 ONE = "reference.get_load_balance_assignment.case-docstring-example"
 

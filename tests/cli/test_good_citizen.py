@@ -159,7 +159,7 @@ def test_the_cli_has_its_own_help_and_version():
 
 
 def test_quiet_prints_the_table_and_only_the_new_divergences(cli, tmp_path):
-    from .conftest import CANDIDATES
+    from ..conftest import CANDIDATES
 
     exp = tmp_path / "exp.txt"
     exp.write_text("# the candidate returns a list here (a recorded divergence)\n"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .conftest import CANDIDATES, run_cli
+from ..conftest import CANDIDATES, run_cli
 
 HOSTILE = CANDIDATES / "hostile"
 TIMEOUT = 2  # --example-timeout of these runs

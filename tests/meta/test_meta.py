@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from .conftest import CANDIDATES, run_cli, vllm_vision_source
+from ..conftest import CANDIDATES, run_cli, vllm_vision_source
 
 # One deliberate bug per documented function, applied to a copy of the
 # installed vLLM's vision.py: (function the report must name, old, new).

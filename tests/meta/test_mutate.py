@@ -12,7 +12,7 @@ from vllm_vision_conformance.conformance import mutate
 from vllm_vision_conformance.conformance.expectations import default_for_release
 from vllm_vision_conformance.conformance.mutate import CONTROL, KILLED, NOT_JUDGED, SURVIVED
 
-from .conftest import vllm_vision_source
+from ..conftest import vllm_vision_source
 
 SMALL = '''
 import torch

@@ -13,7 +13,7 @@ import torch
 from vllm_vision_conformance.conformance import rankpool
 from vllm_vision_conformance.strategies.dp import ModelSpec
 
-from .conftest import CANDIDATES, vllm_vision_source
+from ..conftest import CANDIDATES, vllm_vision_source
 
 
 def _per_image(spec, pixels, grids):
