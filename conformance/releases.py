@@ -19,8 +19,8 @@ One :class:`Release` per tox env ``vllm-X``. What is derived from the table:
 Adding a release: docs/releases.md, "Adding a release".
 """
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations``: the dataclass would then look this module up in
+# sys.modules, which a file loaded by path (spec_from_file_location) is not in.
 import argparse
 import configparser
 import dataclasses
