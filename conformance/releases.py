@@ -324,17 +324,16 @@ def check_tox_ini(text: str) -> list[str]:
     report = ini.get("testenv:matrix-report", "commands", fallback="")
     listed = re.findall(r"report-(vllm-[\w.]+?)\.json", report)
     problems += _list_problems("the matrix-report command's reports", listed if report else None, envs())
-    if problems:
-        return sorted(set(problems), key=problems.index)
+    problems = sorted(set(problems), key=problems.index)
     try:
         written = write_tox(text)
     except ValueError as exc:
-        return [str(exc)]
+        return problems + [str(exc)]
     if written != text:
         changed = [line.strip() for line in set(text.splitlines()) ^ set(written.splitlines())]
-        return [f"tox.ini differs from what the writer writes from conformance/releases.py "
-                f"(lines: {'; '.join(sorted(changed))[:600]}): run `{WRITER}`"]
-    return []
+        problems.append(f"tox.ini differs from what the writer writes from conformance/releases.py "
+                        f"(lines: {'; '.join(sorted(changed))[:600]}): run `{WRITER}`")
+    return problems
 
 
 # ---------------------------------------------------------------- the CI example's job matrix

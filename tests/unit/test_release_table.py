@@ -375,6 +375,8 @@ def test_a_mutated_tox_ini_fails_naming_the_release(mutation):
     problems = releases.check_tox_ini(text)
     assert problems, f"{mutation}: the check passed"
     assert any(env in p for p in problems), problems
+    assert releases.WRITER in problems[-1], problems  # and says how to repair it
+    assert releases.check_tox_ini(releases.write_tox(text)) == [], "the writer repairs it"
 
 
 def test_a_hand_edit_inside_a_block_fails_with_the_writer_command():
