@@ -27,7 +27,7 @@ from typing import Any, Iterator
 
 from ..reference.backend import PlatformFacts, use_platform, vision_backends
 from ..strategies.backend import OverridePick
-from . import adapter
+from . import adapter, releases
 from .checks import Ctx, NotApplicable, Unsupported
 
 _MISSING = object()
@@ -40,10 +40,6 @@ class SimulationDegraded(RuntimeError):
 
 # ---- release group -----------------------------------------------------------
 
-def _version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", version.split("+")[0])[:3])
-
-
 def release_group(version: str | None = None) -> str | None:
     """The reference's group for a vLLM version (installed one by default), or None."""
     if version is None:
@@ -54,9 +50,9 @@ def release_group(version: str | None = None) -> str | None:
             return None
     # Only releases whose simulated runs were checked and whose divergences are
     # recorded; 0.11.1 and 0.28-0.32 share these tables (docs/backend.md) but
-    # join once their expectations files record the same findings.
-    v = _version_tuple(version)[:2] + (0,) if _version_tuple(version)[:2] in ((0, 27), (0, 33)) else _version_tuple(version)
-    return {(0, 11, 2): "0.11", (0, 27, 0): "0.27", (0, 33, 0): "0.33"}.get(v)
+    # join once their expectations files record the same findings. Which releases,
+    # and whether their patch releases join too: the table, conformance/releases.py.
+    return releases.platform_group(version)
 
 
 # ---- patching with undo -------------------------------------------------------
