@@ -460,8 +460,8 @@ def test_release_data_matches_the_envs(version):
 
 
 def test_the_installed_vllm_is_recognised_as_the_documented_form():
-    """The installed vLLM's own def lines (and module names), in a fake module: the documented
-    resolve, and for 0.21+ the multimodal-config backend."""
+    """The installed vLLM's own def lines (and module names), in a fake module: its release's
+    forms (0.33.0: the documented resolve and the multimodal-config backend)."""
     path = _installed_vision()
     if path is None:
         pytest.skip("vLLM is not installed here; the tox env 'tests' installs it")
@@ -472,14 +472,17 @@ def test_the_installed_vllm_is_recognised_as_the_documented_form():
     mod, calls = fake_release("installed", _header(source, RESOLVE), _header(source, BACKEND), private, extra)
     from importlib.metadata import version
 
-    release = tuple(int(p) for p in version("vllm").split("+")[0].split(".")[:2])
-    if release >= (0, 21):
-        assert forms(mod, documented_names(mod)) == {RESOLVE: "documented", BACKEND: "multimodal_config"}
-    elif release >= (0, 15):
-        assert forms(mod, documented_names(mod)) == {RESOLVE: "documented", BACKEND: "private"}
-    assert documented_names(mod)[RESOLVE] is mod.resolve_visual_encoder_outputs
-    assert list(inspect.signature(mod.resolve_visual_encoder_outputs).parameters) == \
-        list(inspect.signature(reference.resolve_visual_encoder_outputs).parameters)
+    release = tuple(int(p) for p in version("vllm").split("+")[0].split(".")[:3] if p.isdigit())
+    want = ({RESOLVE: "documented", BACKEND: "multimodal_config"} if release >= (0, 21) else
+            {RESOLVE: "documented", BACKEND: "private"} if release >= (0, 15) else
+            {RESOLVE: "no-last-hs-proc", BACKEND: "argument"} if release >= (0, 11, 1) else
+            {RESOLVE: "feature_sample_layers", BACKEND: "no-override"} if release >= (0, 11) else
+            {RESOLVE: "feature_sample_layers", BACKEND: "none"})
+    assert forms(mod, documented_names(mod)) == want
+    if want[RESOLVE] == "documented":
+        assert documented_names(mod)[RESOLVE] is mod.resolve_visual_encoder_outputs
+        assert list(inspect.signature(mod.resolve_visual_encoder_outputs).parameters) == \
+            list(inspect.signature(reference.resolve_visual_encoder_outputs).parameters)
 
 
 def test_the_header_reader_reads_def_lines_exactly():
