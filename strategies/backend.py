@@ -10,25 +10,37 @@ import dataclasses
 import torch
 from hypothesis import strategies as st
 
+from ._validate import check_bool, check_one_of, check_strategy
+
 BACKEND_NAMES = ("FLASH_ATTN", "TRITON_ATTN", "TORCH_SDPA", "FLASHINFER", "ROCM_AITER_FA", "XFORMERS")
 
 
 def head_sizes() -> st.SearchStrategy[int]:
-    """Head sizes: the common ones (16, 40, 64, 72, 80, 128, 256, 320) and any up to 512."""
+    """Head sizes: the common ones (16, 32, 40, 64, 72, 80, 96, 128, 256, 320)
+    and any from 1 up to 512. No arguments."""
     return st.sampled_from([16, 32, 40, 64, 72, 80, 96, 128, 256, 320]) | st.integers(1, 512)
 
 
 def attention_dtypes() -> st.SearchStrategy[torch.dtype]:
+    """float16, bfloat16 or float32. No arguments."""
     return st.sampled_from([torch.float16, torch.bfloat16, torch.float32])
 
 
 def backend_names() -> st.SearchStrategy[str]:
-    """Backend names some vLLM release knows for vision attention."""
+    """Backend names some vLLM release knows for vision attention (``BACKEND_NAMES``). No arguments."""
     return st.sampled_from(BACKEND_NAMES)
 
 
+def backend_queries(override: bool = False) -> st.SearchStrategy[dict]:
+    """``head_size``, ``dtype`` and ``attn_backend_override`` (a backend name
+    when ``override``, else None) for the machine's own platform.
+    ``override``: True or False."""
+    check_bool("backend_queries", "override", override)
+    return _backend_queries(override)
+
+
 @st.composite
-def backend_queries(draw, override: bool = False) -> dict:
+def _backend_queries(draw, override: bool) -> dict:
     return {
         "head_size": draw(head_sizes()),
         "dtype": draw(attention_dtypes()),
@@ -38,7 +50,7 @@ def backend_queries(draw, override: bool = False) -> dict:
 
 # ---- platform facts: drawn, never probed --------------------------------------
 
-from ..reference.backend import DEFAULT_GROUP, PlatformFacts  # noqa: E402
+from ..reference.backend import DEFAULT_GROUP, RELEASE_GROUPS, PlatformFacts  # noqa: E402
 
 # The acceptance grid: capabilities (None: unknown), dtypes, head sizes.
 GRID_CAPABILITIES = ((7, 0), (7, 5), (8, 0), (8, 6), (9, 0), (10, 0), (12, 0), None)
@@ -50,8 +62,9 @@ ROCM_ARCHS = ("gfx90a", "gfx942", "gfx950", "gfx1100", "gfx1101", "gfx1200", "gf
 def capabilities(known: bool | None = None) -> st.SearchStrategy:
     """CUDA capabilities of real parts, plus unknown (None) and any (major, minor).
 
-    ``known``: True draws only known capabilities, False only unknown (None).
+    ``known``: None draws both, True only known capabilities, False only unknown (None).
     """
+    check_bool("capabilities", "known", known, allow_none=True)
     if known is False:
         return st.none()
     real = st.sampled_from(tuple(c for c in GRID_CAPABILITIES if c) + ((12, 1), (10, 3))) | st.tuples(
@@ -62,7 +75,15 @@ def capabilities(known: bool | None = None) -> st.SearchStrategy:
 def cuda_facts(group: str = DEFAULT_GROUP, all_kernels: bool = False,
                known_capability: bool | None = None) -> st.SearchStrategy[PlatformFacts]:
     """A CUDA device: capability, FA4 or not, which vLLM kernel backends import
-    (FLASHINFER never: it is not installed here and cannot be faked honestly)."""
+    (FLASHINFER never: it is not installed here and cannot be faked honestly).
+
+    ``group``: a release group, a key of ``reference.backend.RELEASE_GROUPS``.
+    ``all_kernels`` (True or False): every kernel imports. ``known_capability``:
+    None, True or False, as :func:`capabilities` takes it.
+    """
+    _check_group("cuda_facts", group)
+    check_bool("cuda_facts", "all_kernels", all_kernels)
+    check_bool("cuda_facts", "known_capability", known_capability, allow_none=True)
     kernels = st.just(frozenset({"FLASH_ATTN", "TRITON_ATTN", "XFORMERS"})) if all_kernels else st.frozensets(
         st.sampled_from(["FLASH_ATTN", "TRITON_ATTN", "XFORMERS"]))
     return st.builds(PlatformFacts, kind=st.just("cuda"), capability=capabilities(known_capability), kernels=kernels,
@@ -71,33 +92,57 @@ def cuda_facts(group: str = DEFAULT_GROUP, all_kernels: bool = False,
 
 
 def rocm_facts(group: str = DEFAULT_GROUP) -> st.SearchStrategy[PlatformFacts]:
-    """A ROCm device: arch, flash_attn installed, Triton-AMD enabled, AITER MHA on."""
+    """A ROCm device: arch, flash_attn installed, Triton-AMD enabled, AITER MHA on.
+    ``group``: a key of ``reference.backend.RELEASE_GROUPS``."""
+    _check_group("rocm_facts", group)
     return st.builds(PlatformFacts, kind=st.just("rocm"), arch=st.sampled_from(ROCM_ARCHS),
                      flash_attn_pkg=st.booleans(), triton_amd=st.booleans(), aiter=st.booleans(),
                      group=st.just(group), override_source=st.sampled_from(["argument", "multimodal_config"]))
 
 
 def xpu_facts(group: str = DEFAULT_GROUP) -> st.SearchStrategy[PlatformFacts]:
+    """An XPU device. ``group``: a key of ``reference.backend.RELEASE_GROUPS``."""
+    _check_group("xpu_facts", group)
     return st.builds(PlatformFacts, kind=st.just("xpu"), group=st.just(group),
                      override_source=st.sampled_from(["argument", "multimodal_config"]))
 
 
 def cpu_facts(group: str = DEFAULT_GROUP) -> st.SearchStrategy[PlatformFacts]:
+    """A CPU (or unspecified) platform. ``group``: a key of ``reference.backend.RELEASE_GROUPS``."""
+    _check_group("cpu_facts", group)
     return st.builds(PlatformFacts, kind=st.sampled_from(["cpu", "unspecified"]), group=st.just(group),
                      override_source=st.sampled_from(["argument", "multimodal_config"]))
 
 
 def platform_facts(group: str = DEFAULT_GROUP) -> st.SearchStrategy[PlatformFacts]:
+    """Any of the four platforms. ``group``: a key of ``reference.backend.RELEASE_GROUPS``."""
+    _check_group("platform_facts", group)
     return cuda_facts(group) | rocm_facts(group) | xpu_facts(group) | cpu_facts(group)
 
 
-@st.composite
-def simulated_queries(draw, facts: st.SearchStrategy[PlatformFacts], override: bool | str | None = None) -> dict:
-    """{"facts", "head_size", "dtype", "attn_backend_override"}; ``override``
-    None draws with or without one; ``"listed"`` / ``"unlisted"`` draw one the
+def simulated_queries(facts: st.SearchStrategy[PlatformFacts],
+                      override: bool | str | None = None) -> st.SearchStrategy[dict]:
+    """{"facts", "head_size", "dtype", "attn_backend_override"}; ``facts``: a
+    strategy of :class:`PlatformFacts`; ``override`` None draws with or
+    without one, True always one (a backend name), False none;
+    ``"listed"`` / ``"unlisted"`` draw one the
     platform lists for vision attention / does not list (resolved when the
     check runs, once the release group is known: the value is then an
     :class:`OverridePick`). The group is set when the check runs."""
+    check_strategy("simulated_queries", "facts", facts)
+    check_one_of("simulated_queries", "override", override, OVERRIDES)
+    return _simulated_queries(facts, override)
+
+
+OVERRIDES = (None, True, False, "listed", "unlisted")  # what simulated_queries' override accepts
+
+
+def _check_group(where: str, group) -> None:
+    check_one_of(where, "group", group, tuple(sorted(RELEASE_GROUPS)))
+
+
+@st.composite
+def _simulated_queries(draw, facts: st.SearchStrategy[PlatformFacts], override: bool | str | None) -> dict:
     with_override = draw(st.booleans()) if override is None else bool(override)
     if override in ("listed", "unlisted"):
         chosen = OverridePick(override, draw(st.integers(0, 63)))

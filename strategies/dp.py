@@ -18,11 +18,12 @@ from types import SimpleNamespace
 
 import torch
 from hypothesis import event, strategies as st
-from hypothesis.errors import InvalidArgument
-
-from ._budget import MAX_ELEMENTS, MAX_IMAGES, MAX_RANKS
+from ._budget import MAX_ELEMENTS, MAX_IMAGES, MAX_RANKS, MAX_SIZES
+from ._validate import check_bool, check_int, check_one_of, fail
 
 DTYPES = (torch.float32, torch.float64)
+ROPE_TYPES = ("rope_2d", "rope_3d")
+MAX_PATCHES = MAX_ELEMENTS // 4  # pixels are [patches, channels] with up to 4 channels
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,8 @@ class _ParameterlessProjection(torch.nn.Module):
 
 
 def world_sizes(max_ranks: int = MAX_RANKS) -> st.SearchStrategy[int]:
-    """Simulated group sizes, 1 (one rank) to ``max_ranks``."""
+    """Simulated group sizes, 1 (one rank) to ``max_ranks``, an int from 1 to ``MAX_RANKS``."""
+    check_int("world_sizes", "max_ranks", max_ranks, 1, MAX_RANKS, cap="MAX_RANKS")
     return st.integers(1, max_ranks)
 
 
@@ -151,12 +153,18 @@ def _ints(shape, seed: int, dtype) -> torch.Tensor:
     return torch.randint(-4, 5, shape, generator=generator).to(dtype)
 
 
+def plain_dp_problems(max_ranks: int = MAX_RANKS) -> st.SearchStrategy[dict]:
+    """``image_input``, a ``rows`` model spec and a world size: 0 to
+    ``MAX_SIZES`` images (rows of 1 to 16 elements), often fewer images than
+    ranks. ``max_ranks``: an int from 1 to ``MAX_RANKS``."""
+    check_int("plain_dp_problems", "max_ranks", max_ranks, 1, MAX_RANKS, cap="MAX_RANKS")
+    return _plain_dp_problems(max_ranks)
+
+
 @st.composite
-def plain_dp_problems(draw, max_ranks: int = MAX_RANKS) -> dict:
-    """``image_input``, a ``rows`` model spec and a world size: 0 to many
-    images, often fewer images than ranks."""
+def _plain_dp_problems(draw, max_ranks: int) -> dict:
     world = draw(world_sizes(max_ranks))
-    n = draw(st.integers(0, 3 * MAX_IMAGES))
+    n = draw(st.integers(0, MAX_SIZES))
     row_shape = tuple(draw(st.lists(st.integers(1, 4), min_size=0, max_size=2))) or (1,)
     dtype = draw(st.sampled_from(DTYPES))
     spec = ModelSpec("rows", math.prod(row_shape), draw(st.integers(1, 6)), dtype=dtype, seed=draw(st.integers(0, 999)))
@@ -182,22 +190,44 @@ QWEN_GEOMETRIES = {
 }
 
 
-@st.composite
-def grid_lists(draw, rope_type: str = "rope_3d", merge: tuple[int, int] = (2, 2), max_images: int = MAX_IMAGES,
-               max_patches: int = MAX_ELEMENTS // 4) -> list[list[int]]:
+def grid_lists(rope_type: str = "rope_3d", merge: tuple[int, int] = (2, 2), max_images: int = MAX_IMAGES,
+               max_patches: int = MAX_PATCHES) -> st.SearchStrategy[list[list[int]]]:
     """Grid lists: ``[t, h, w]`` (``rope_3d``) or ``[h, w]`` (``rope_2d``);
     empty lists, one image, equal sizes and mixed sizes. Sides are mostly
     multiples of the merge size (or kernel); with ``uneven`` lists (drawn
     about one time in four) any side from 1, so that an image's patch count
     need not be a multiple of the merge factor (even smaller than it: no
-    token at all)."""
-    if rope_type not in ("rope_3d", "rope_2d"):
-        raise InvalidArgument(f"grid_lists(rope_type={rope_type!r}): accepted 'rope_3d' or 'rope_2d'")
+    token at all). With ``rope_3d`` and merge 2, about one list in four is
+    real Qwen2.5-VL / Qwen3-VL grids (``QWEN_GEOMETRIES``).
+
+    ``rope_type``: ``"rope_2d"`` or ``"rope_3d"``. ``merge``: a tuple of two
+    ints from 1, ``(kh, kw)`` (equal for ``rope_3d``, whose merge size is one
+    int). ``max_images``: an int from 0 to ``MAX_IMAGES``. ``max_patches``
+    (the patches of all images together): an int from 0 to ``MAX_PATCHES``
+    (``MAX_ELEMENTS // 4``).
+    """
+    where = "grid_lists"
+    check_one_of(where, "rope_type", rope_type, ROPE_TYPES)
+    if type(merge) is not tuple or len(merge) != 2:
+        fail(where, f"merge={merge!r} is not a tuple of two ints (kh, kw)")
+    check_int(where, "merge[0]", merge[0], 1)
+    check_int(where, "merge[1]", merge[1], 1)
+    if rope_type == "rope_3d" and merge[0] != merge[1]:
+        fail(where, f"merge={merge!r} is not square, as rope_3d needs (one spatial_merge_size)")
+    check_int(where, "max_images", max_images, 0, MAX_IMAGES, cap="MAX_IMAGES")
+    check_int(where, "max_patches", max_patches, 0, MAX_PATCHES, cap="MAX_ELEMENTS // 4")
+    return _grid_lists(rope_type, merge, max_images, max_patches)
+
+
+@st.composite
+def _grid_lists(draw, rope_type: str, merge: tuple[int, int], max_images: int, max_patches: int) -> list[list[int]]:
     kh, kw = merge
-    if rope_type == "rope_3d" and merge == (2, 2) and draw(st.integers(0, 3)) == 0:
+    # max_images >= 3 (the default among them) draws as it always has; fewer keeps the real grids within it
+    if rope_type == "rope_3d" and merge == (2, 2) and max_images > 0 and draw(st.integers(0, 3)) == 0:
         model = draw(st.sampled_from(sorted(QWEN_GEOMETRIES)))
         grids = []
-        for size in draw(st.lists(st.sampled_from(sorted(QWEN_GEOMETRIES[model])), min_size=1, max_size=3)):
+        for size in draw(st.lists(st.sampled_from(sorted(QWEN_GEOMETRIES[model])), min_size=1,
+                                  max_size=min(3, max_images))):
             grid = list(QWEN_GEOMETRIES[model][size])
             if sum(math.prod(g) for g in grids) + math.prod(grid) <= max_patches:
                 grids.append(grid)
@@ -227,22 +257,36 @@ def grid_lists(draw, rope_type: str = "rope_3d", merge: tuple[int, int] = (2, 2)
     return grids
 
 
-@st.composite
-def mrope_problems(draw, rope_type: str = "rope_3d", parameterless: bool = False, max_ranks: int = MAX_RANKS,
-                   mixed_dtypes: bool = False, output_dtype_differs: bool = False) -> dict:
+def mrope_problems(rope_type: str = "rope_3d", parameterless: bool = False, max_ranks: int = MAX_RANKS,
+                   mixed_dtypes: bool = False, output_dtype_differs: bool = False) -> st.SearchStrategy[dict]:
     """``pixel_values``, ``grid_thw_list``, a model spec, ``rope_type`` and a world size.
 
-    ``mixed_dtypes``: the pixels' dtype differs from the model's parameter
-    dtype (the model casts), so a rank without images must still hand the
-    all-gather the model's dtype. ``parameterless`` draws models without
-    parameters.
+    ``rope_type``: ``"rope_2d"`` or ``"rope_3d"`` (merge 1 or 2; ``rope_2d``
+    kernels may be non-square). ``max_ranks``: an int from 1 to
+    ``MAX_RANKS``. The flags, each True or False: ``mixed_dtypes``, the
+    pixels' dtype differs from the model's parameter dtype (the model
+    casts), so a rank without images must still hand the all-gather the
+    model's dtype; ``parameterless`` draws models without parameters;
+    ``output_dtype_differs``, the model casts its output to float16.
     """
+    where = "mrope_problems"
+    check_one_of(where, "rope_type", rope_type, ROPE_TYPES)
+    check_bool(where, "parameterless", parameterless)
+    check_int(where, "max_ranks", max_ranks, 1, MAX_RANKS, cap="MAX_RANKS")
+    check_bool(where, "mixed_dtypes", mixed_dtypes)
+    check_bool(where, "output_dtype_differs", output_dtype_differs)
+    return _mrope_problems(rope_type, parameterless, max_ranks, mixed_dtypes, output_dtype_differs)
+
+
+@st.composite
+def _mrope_problems(draw, rope_type: str, parameterless: bool, max_ranks: int, mixed_dtypes: bool,
+                    output_dtype_differs: bool) -> dict:
     if rope_type == "rope_3d":
         m = draw(st.integers(1, 2))
         merge = (m, m)
     else:
         merge = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    grids = draw(grid_lists(rope_type, merge))
+    grids = draw(_grid_lists(rope_type, merge, MAX_IMAGES, MAX_PATCHES))
     # half precision too (exact here: every value is a small integer), so that
     # padding or placeholders of another dtype show in the result's dtype
     dtype = draw(st.sampled_from(DTYPES + (torch.float16,)))

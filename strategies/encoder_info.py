@@ -20,10 +20,12 @@ import math
 from types import SimpleNamespace
 
 from hypothesis import event, strategies as st
-from hypothesis.errors import InvalidArgument
+
+from ._validate import check_one_of
 
 PATCH_SIZES = (8, 14, 16, 32)
 FAMILIES = ("clip", "siglip", "pixtral")
+_FAMILY_ARGS = (None, *sorted(FAMILIES))  # what ``family`` accepts, as messages list it
 MAX_SIDE = 5000
 
 # name: (family, image_size, patch_size, spatial_merge_size or None)
@@ -42,14 +44,17 @@ def _config(family: str, image_size: int, patch_size: int):
     return cls(image_size=image_size, patch_size=patch_size)
 
 
+def vision_configs(family: str | None = None) -> st.SearchStrategy:
+    """A transformers vision config of ``family`` (None, ``"clip"``,
+    ``"pixtral"`` or ``"siglip"``; drawn when None). CLIP image sizes are
+    mostly multiples of the patch size, and sometimes not (the grid floors);
+    SigLIP and Pixtral ones are any size from one patch."""
+    check_one_of("vision_configs", "family", family, _FAMILY_ARGS)
+    return _vision_configs(family)
+
+
 @st.composite
-def vision_configs(draw, family: str | None = None):
-    """A transformers vision config of ``family`` (one of ``FAMILIES``; drawn
-    when None). CLIP image sizes are mostly multiples of the patch size, and
-    sometimes not (the grid floors); SigLIP and Pixtral ones are any size
-    from one patch."""
-    if family is not None and family not in FAMILIES:
-        raise InvalidArgument(f"vision_configs(family={family!r}): accepted None or one of {FAMILIES}")
+def _vision_configs(draw, family: str | None):
     family = family or draw(st.sampled_from(FAMILIES))
     patch = draw(st.sampled_from(PATCH_SIZES))
     if family == "clip":
@@ -63,13 +68,17 @@ def vision_configs(draw, family: str | None = None):
     return _config("pixtral", draw(st.integers(patch, 2048)), patch)
 
 
-@st.composite
-def hf_configs(draw, family: str | None = None):
+def hf_configs(family: str | None = None) -> st.SearchStrategy:
     """A top-level config: ``vision_config`` and, for Pixtral sometimes, a
     ``spatial_merge_size`` (as Mistral3 has); now and then a real model's
-    geometry."""
-    if family is not None and family not in FAMILIES:
-        raise InvalidArgument(f"hf_configs(family={family!r}): accepted None or one of {FAMILIES}")
+    geometry (``REAL_GEOMETRIES``). ``family``: None (any), ``"clip"``,
+    ``"pixtral"`` or ``"siglip"``."""
+    check_one_of("hf_configs", "family", family, _FAMILY_ARGS)
+    return _hf_configs(family)
+
+
+@st.composite
+def _hf_configs(draw, family: str | None):
     real = [name for name, geometry in REAL_GEOMETRIES.items() if family in (None, geometry[0])]
     if draw(st.integers(0, 3)) == 0:
         name = draw(st.sampled_from(real))
@@ -79,7 +88,7 @@ def hf_configs(draw, family: str | None = None):
         if merge is not None:
             top.spatial_merge_size = merge
         return top
-    vision = draw(vision_configs(family))
+    vision = draw(_vision_configs(family))
     top = SimpleNamespace(vision_config=vision)
     # three in four Pixtral problems at its downscale boundaries (the rarer classes need the draws)
     if type(vision).__name__ == "PixtralVisionConfig" and draw(st.integers(0, 3)) > 0:
@@ -88,7 +97,8 @@ def hf_configs(draw, family: str | None = None):
 
 
 def image_dims() -> st.SearchStrategy[tuple[int, int]]:
-    """``(width, height)`` from 1 pixel to well above any encoder's image size."""
+    """``(width, height)`` from 1 pixel to ``MAX_SIDE`` (5000), well above any
+    encoder's image size. No arguments."""
     return st.tuples(st.integers(1, MAX_SIDE), st.integers(1, MAX_SIDE))
 
 
@@ -169,6 +179,9 @@ def _pixtral_dims(draw, limit: int, patch: int) -> tuple[int, int]:
 
 @st.composite
 def encoder_info_problems(draw) -> dict:
+    """Keyword arguments ``hf_config``, ``image_width``, ``image_height`` for
+    an encoder info: any family (three in four Pixtral problems at its
+    downscale boundaries), sizes from :func:`image_dims`. No arguments."""
     hf_config = draw(hf_configs())
     vision = hf_config.vision_config
     # three in four Pixtral problems at its downscale boundaries (the rarer classes need the draws)
