@@ -3,6 +3,8 @@ a stated tolerance only where float arithmetic may legitimately differ."""
 
 from __future__ import annotations
 
+import re
+
 import enum
 from dataclasses import dataclass
 
@@ -32,7 +34,8 @@ def backend_name(value: object) -> object:
 
 
 def _short(value: object, limit: int = 160) -> str:
-    text = repr(value)
+    """repr() on one line (a tensor's repr spans several), at most ``limit`` characters."""
+    text = re.sub(r"\s*\n\s*", " ", repr(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

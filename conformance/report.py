@@ -17,9 +17,9 @@ def cell(results) -> tuple[str, str]:
     if not results:
         return "-", ""
     statuses = {r.status for r in results}
-    examples = sum(r.examples for r in results if r.kind == "property")
-    props = sum(1 for r in results if r.kind == "property" and r.status in (Status.CONFORMS, Status.EXPECTED,
-                                                                              Status.DIVERGES))
+    ran = [r for r in results if r.kind == "property" and r.status in (Status.CONFORMS, Status.EXPECTED,
+                                                                         Status.DIVERGES)]
+    examples, props = sum(r.examples for r in ran), len(ran)
     counts = f"{props} prop/{examples} ex" if props else f"{len(results)} case"
     for status in (Status.DIVERGES, Status.ERROR, Status.NOT_RUN):
         if status in statuses:
@@ -35,8 +35,23 @@ def cell(results) -> tuple[str, str]:
     return Status.CONFORMS.value, counts + (f", {skipped} skipped" if skipped else "")
 
 
+def _pending(sess) -> list:
+    """A result (status "not run") for every requested check that did not run."""
+    from .registry import BY_NAME
+    from .results import CheckResult
+
+    out = []
+    for case_id in _not_run(sess):
+        target, function, check = case_id.split(".", 2)
+        out.append(CheckResult(target, function, check, BY_NAME[function].check(check).kind))
+    return out
+
+
 def _grid(sess):
+    """The table, from the results and the requested checks that did not run (a cell never
+    says "conforms" while one of its checks is still to run)."""
     names = [t.name for t in sess.checked]
+    results = list(sess.results) + _pending(sess)
     rows = []
     for spec in REGISTRY:
         row = [spec.name]
@@ -44,7 +59,7 @@ def _grid(sess):
             if target.load_error:
                 row.append((Status.ERROR.value, "bad input: does not load"))
             else:
-                row.append(cell([r for r in sess.results if r.target == target.name and r.function == spec.name]))
+                row.append(cell([r for r in results if r.target == target.name and r.function == spec.name]))
         rows.append(row)
     return names, rows
 
@@ -161,15 +176,8 @@ def _version(dist: str) -> str | None:
 
 def build(sess, config, exit_status: int | None, complete: bool) -> Report:
     names, rows = _grid(sess)
-    done = {r.id for r in sess.results}
-    not_run = [c for c in sess.requested if c not in done]
-    from .registry import BY_NAME
-    from .results import CheckResult
-
-    pending = []
-    for case_id in not_run:
-        target, function, check = case_id.split(".", 2)
-        pending.append(CheckResult(target, function, check, BY_NAME[function].check(check).kind))
+    pending = _pending(sess)
+    not_run = [r.id for r in pending]
     return Report(
         targets=[TargetInfo(t.name, t.kind, t.spec, t.release, t.skip_reason, t.load_error) for t in sess.checked],
         checks=list(sess.results) + pending,

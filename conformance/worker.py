@@ -578,7 +578,8 @@ class TargetProcess:
                 raise self._fault("the worker sent a malformed reply", 0)
             if message[0] == "tick" and len(message) == 2:
                 seconds = message[1]
-                allowed = timeout if seconds is None else min(MAX_ALLOW, max(timeout, float(seconds))) \
+                # an allowance is capped at MAX_ALLOW, but never shortens the per-call timeout itself
+                allowed = timeout if seconds is None else max(timeout, min(MAX_ALLOW, float(seconds))) \
                     if type(seconds) in (int, float) and seconds == seconds else timeout
                 deadline = time.monotonic() + allowed
                 continue

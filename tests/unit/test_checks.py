@@ -195,10 +195,6 @@ def test_mutation_a_compare_that_ignores_the_container_type_is_noticed(monkeypat
         test_comparison_is_exact((1, 2), [1, 2], "result is list, but should be tuple")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: compare.diff quotes values with repr() (compare._short) without "
-                   "collapsing whitespace, so a divergence naming a 2-D tensor where another value was expected "
-                   "spans several lines; Divergence.what is documented as one sentence, and describe() and "
-                   "format_call() keep to one line")
 @pytest.mark.parametrize("want, got", [
     (3, torch.zeros(2, 2)),
     ([torch.zeros(2, 2)], [torch.zeros(2, 2), torch.zeros(2, 2)]),

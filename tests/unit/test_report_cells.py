@@ -64,10 +64,6 @@ def test_conforms_counts_properties_and_their_examples_or_cases():
     assert report.cell(props + [r("c2", S.SKIPPED), r("c3", S.SKIPPED)]) == ("conforms", "2 prop/350 ex, 2 skipped")
 
 
-@pytest.mark.xfail(strict=True, reason="bug (minor): the conforms cell's 'N prop/M ex' sums the examples of "
-                   "every property, skipped ones included (a property whose drawn inputs were all "
-                   "inexpressible in the release's form still records its examples), while N counts only "
-                   "the properties that ran; here it says '1 prop/400 ex'")
 def test_a_skipped_propertys_examples_are_not_counted_with_the_ones_that_ran():
     results = [r("p1", S.CONFORMS, "property", 200),
                r("p2", S.SKIPPED, "property", 200, message="no drawn input is expressible in this release's form")]
@@ -202,10 +198,6 @@ def test_the_json_report_lists_the_checks_that_did_not_run():
     assert [t.name for t in built.targets] == ["vllm"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: report.build computes the table (_grid) from sess.results only and "
-                   "adds the requested checks that never started to 'checks' afterwards, so in an interrupted "
-                   "run a function's cell says 'conforms' while its own checks list one as 'not run' (cell() "
-                   "ranks 'not run' above conforms, but never sees them)")
 def test_the_table_agrees_with_the_checks_that_did_not_run():
     spec, other, done, pending, built = _pending_run()
     assert built.table[spec.name]["vllm"] == {"status": "not run", "detail": pending.id}
