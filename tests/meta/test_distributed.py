@@ -64,7 +64,7 @@ def test_pool_reports_a_mismatched_gather_without_crashing_and_stays_usable(targ
 
     module = types.ModuleType("mismatch_candidate")
     exec(
-        "from reference.group import get_tensor_model_parallel_rank, get_tensor_model_parallel_world_size, "
+        "from vllm_vision_conformance.reference.group import get_tensor_model_parallel_rank, get_tensor_model_parallel_world_size, "
         "tensor_model_parallel_all_gather\n"
         "import torch\n"
         "def run_dp_sharded_vision_model(image_input, vision_model):\n"
