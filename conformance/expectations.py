@@ -16,9 +16,10 @@ RELEASES, optional, is a PEP 440 version specifier written without spaces
 (``>=0.11.1,<0.28``, ``==0.27.0``; any operator of ``packaging.specifiers``).
 It is the first word when that word starts with an operator (``<``, ``>``,
 ``=``, ``!``, ``~``); a function name never does. The entry holds for the
-releases the specifier contains (a pre-, dev- or local build counts as the
-version it names: ``0.33.0+empty`` is 0.33.0, ``0.34.0.dev3`` lies below
-0.34.0). An entry without RELEASES holds for every release, so a file in the
+releases the specifier contains. A pre-, dev- or local build counts as the
+release it names (``0.33.0+empty`` is 0.33.0, ``0.28.0rc1`` and
+``0.28.0.dev3`` are 0.28.0: PEP 440 alone would put them below ``>=0.28.0``
+and outside ``<0.28.0`` both). An entry without RELEASES holds for every release, so a file in the
 format of before (no ranges) still works as it did. The shipped files were
 converted from one file per release (``conformance/convert_expectations.py``);
 a release between or above the tested ones gets the entries whose ranges
@@ -145,7 +146,8 @@ class Line:
     def holds_for(self, release: Version | None) -> bool:
         if self.releases is None:
             return True
-        return release is not None and self.releases.contains(release, prereleases=True)
+        # the release a build names: 0.28.0rc1, 0.28.0.dev3 and 0.28.0+empty are 0.28.0
+        return release is not None and self.releases.contains(Version(release.base_version), prereleases=True)
 
 
 @dataclasses.dataclass
