@@ -19,8 +19,9 @@ It is the first word when that word starts with an operator (``<``, ``>``,
 releases the specifier contains. A pre-, dev- or local build counts as the
 release it names (``0.33.0+empty`` is 0.33.0, ``0.28.0rc1`` and
 ``0.28.0.dev3`` are 0.28.0: PEP 440 alone would put them below ``>=0.28.0``
-and outside ``<0.28.0`` both). An entry without RELEASES holds for every release, so a file in the
-format of before (no ranges) still works as it did. The shipped files were
+and outside ``<0.28.0`` both). An entry without RELEASES holds for every
+release, so a file in the format of before (no ranges) still works as it
+did (but see the twins below). The shipped files were
 converted from one file per release (``conformance/convert_expectations.py``);
 a release between or above the tested ones gets the entries whose ranges
 contain it (an entry that holds up to the newest tested release is written
@@ -37,7 +38,10 @@ diverged, the gloo half is reported stale, named by the gloo check's id
 the gloo twin's id (``X-gloo``, as files did before) means ``scope=gloo``;
 and in a file that spells ``X-gloo``, the unscoped entries of that
 function's ``X`` keep their old meaning, the simulated twin only, so an old
-file with its twin entries written out behaves as before.
+file with its twin entries written out behaves as before. An old file's
+``X`` entry without an ``X-gloo`` one does now cover both twins: where only
+the simulated twin diverges, it needs ``scope=sim`` (the gloo half's stale
+line says so, and fails ``--strict-expectations`` until then).
 
 The optional TEXT must appear in the divergence's message for the entry to
 match, so that a *different* divergence of the same check is still reported.
@@ -308,7 +312,7 @@ def _check_rule(function: str, rule: str, where: str) -> None:
 
 def builtin_path(kind: str) -> str | None:
     """The shipped file of a target kind (``vllm``: ``expectations/vllm.txt``), if there is one."""
-    if not re.fullmatch(r"[\w.]+", kind):
+    if not re.fullmatch(r"\w[\w.-]*", kind):
         return None
     candidate = resources.files(__package__).joinpath(BUILTIN_DIR, f"{kind}.txt")
     return str(candidate) if candidate.is_file() else None
@@ -317,9 +321,11 @@ def builtin_path(kind: str) -> str | None:
 def shipped(name: str) -> tuple[str, str] | None:
     """(path, release) of a shipped name ``KIND-RELEASE`` (``vllm-0.33.0``), None if it names no
     shipped file. The release is checked by :func:`load`."""
-    kind, sep, release = name.partition("-")
-    path = builtin_path(kind) if sep and release else None
-    return (path, release) if path else None
+    for at in (i for i, c in enumerate(name) if c == "-"):  # a kind may have a '-' of its own
+        path = builtin_path(name[:at])
+        if path and name[at + 1:]:
+            return path, name[at + 1:]
+    return None
 
 
 def default_for_release(release: str) -> str | None:

@@ -160,7 +160,9 @@ def _where(entry) -> str:
 
 def _half(entry) -> str:
     half = getattr(entry, "half", "")
-    return f" (the {half} twin of an entry covering both groups)" if half else ""
+    other = "sim" if half == "gloo" else "gloo"
+    return (f" (the {half} twin of an entry covering both groups; scope={other} if only the {other} twin "
+            "diverges)") if half else ""
 
 
 def _version(dist: str) -> str | None:

@@ -164,7 +164,7 @@ def test_the_stale_line_names_file_line_release_and_twin():
     exp = parse("# both\n>=0.1 f x collective mismatch\n", "vllm.txt", "0.27.0", TWINS)
     gloo = exp.of("f", "x-gloo")[0]
     assert _where(gloo) == "vllm.txt:2, release 0.27.0"
-    assert _half(gloo) == " (the gloo twin of an entry covering both groups)"
+    assert _half(gloo) == " (the gloo twin of an entry covering both groups; scope=sim if only the sim twin diverges)"
     plain = parse("# r\ng c\n", "mine.txt", None, TWINS).all()[0]
     assert (_where(plain), _half(plain)) == ("mine.txt:2", "")
 
@@ -186,7 +186,8 @@ def test_a_twin_that_did_not_run_is_not_stale_and_one_that_ran_is(cli, tmp_path)
     assert status == 0, output[-3000:]
     assert sorted(e["check"] for e in report["stale_expectations"]) == ["case-upstream-batch-1",
                                                                          "case-upstream-batch-1-gloo"]
-    assert "case-upstream-batch-1-gloo (the gloo twin of an entry covering both groups) matched no" in output
+    assert "case-upstream-batch-1-gloo (the gloo twin of an entry covering both groups; scope=sim if only the sim " \
+        "twin diverges) matched no" in output
 
 
 # ---- the converter ---------------------------------------------------------------------
