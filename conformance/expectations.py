@@ -137,7 +137,7 @@ class Line:
     """One entry as written in the file."""
 
     function: str
-    check: str  # as the run names it: the simulated twin's id for a data-parallel check
+    check: str  # as written: X (a data-parallel check: its simulated twin's id) or X-gloo
     checks: tuple[str, ...]  # the checks it covers: (check,), or (X, X-gloo) for both twins
     reason: str
     source: str
