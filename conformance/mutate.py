@@ -681,7 +681,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--functions", metavar="F1,F2", help="mutate only these documented functions "
                    "(and the helpers they call); default: all")
     p.add_argument("--release", metavar="vllm-X|FILE", help="expectations applied to the control and every "
-                   "mutant (default: the installed vLLM's shipped file, when there is one)")
+                   "mutant (default: the installed vLLM's entries of the shipped vllm.txt; FILE@X for a file "
+                   "with release ranges)")
     p.add_argument("--report", metavar="PATH.json", help="write the JSON report here")
     p.add_argument("--max-mutants", metavar="N", type=_positive, help="run at most N mutants, taken "
                    "round-robin across the functions (default: all)")

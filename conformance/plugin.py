@@ -30,7 +30,8 @@ OPTIONS = (
      dict(default=None, metavar="NAME,...")),
     ("only", "run only these checks (the ids the report prints)",
      dict(default=None, metavar="TARGET.FUNCTION.CHECK,...")),
-    ("expectations", "known divergences of target NAME: a path, or a shipped name such as vllm-0.33.0",
+    ("expectations", "known divergences of target NAME: a shipped name such as vllm-0.33.0 (the "
+     "entries of vllm.txt for that release), a path, or PATH@RELEASE",
      dict(action="append", default=[], metavar="NAME=FILE")),
     ("ignore-expectations", "ignore every recorded expectation and report all divergences",
      dict(action="store_true")),

@@ -150,8 +150,8 @@ def render_text(sess, config, exit_status: int | None = None) -> str:
             lines.append(f"    reason: {r.reason}")
     strict = config.getoption("vvc_strict_expectations")
     for name, entry in sess.stale_entries():
-        lines.append(f"- {'STALE (strict: fails)' if strict else 'stale'} expectation ({entry.source}): {name} "
-                     f"{entry.function} {entry.check} matched no divergence in this run")
+        lines.append(f"- {'STALE (strict: fails)' if strict else 'stale'} expectation ({_where(entry)}): {name} "
+                     f"{entry.function} {entry.check}{_half(entry)} matched no divergence in this run")
     from .plugin import spelled
 
     for line in sess.bad_input:
@@ -165,6 +165,19 @@ def render_text(sess, config, exit_status: int | None = None) -> str:
         lines.append(f"exit status {exit_status} ({Exit(exit_status).name.lower().replace('_', ' ')})"
                      if exit_status in tuple(Exit) else f"exit status {exit_status}")
     return "\n".join(lines) + "\n"
+
+
+def _where(entry) -> str:
+    """file:line of a stale entry, and the release its entries were selected for."""
+    release = getattr(entry, "release", None)
+    return f"{entry.source}, release {release}" if release else entry.source
+
+
+def _half(entry) -> str:
+    half = getattr(entry, "half", "")
+    other = "sim" if half == "gloo" else "gloo"
+    return (f" (the {half} twin of an entry covering both groups; scope={other} if only the {other} twin "
+            "diverges)") if half else ""
 
 
 def _version(dist: str) -> str | None:
@@ -182,8 +195,8 @@ def build(sess, config, exit_status: int | None, complete: bool) -> Report:
         targets=[TargetInfo(t.name, t.kind, t.spec, t.release, t.skip_reason, t.load_error) for t in sess.checked],
         checks=list(sess.results) + pending,
         table={row[0]: {name: {"status": s, "detail": d} for name, (s, d) in zip(names, row[1:])} for row in rows},
-        stale_expectations=[{"target": name, "function": e.function, "check": e.check, "source": e.source}
-                            for name, e in sess.stale_entries()],
+        stale_expectations=[{"target": name, "function": e.function, "check": e.check, "source": e.source,
+                             "release": e.release} for name, e in sess.stale_entries()],
         bad_input=list(sess.bad_input),
         incomplete=list(sess.incomplete) + ([f"{len(not_run)} requested check(s) did not run"] if not_run and
                                             not sess.incomplete else []),

@@ -132,7 +132,9 @@ class ConformanceSession:
                 self.expectations[target.name] = Expectations()
                 continue
             try:
-                self.expectations[target.name] = load_expectations(spec)
+                # a path's ranges select by vLLM's release; a candidate's is not known (FILE@RELEASE)
+                self.expectations[target.name] = load_expectations(
+                    spec, target.release if target.kind == "vllm" else None)
             except (BadExpectations, OSError) as exc:
                 self.error(str(exc))
                 self.expectations[target.name] = Expectations()

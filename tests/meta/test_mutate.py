@@ -148,7 +148,7 @@ def test_bad_arguments_are_one_line_and_exit_2(capsys, tmp_path):
              (["--vision", str(tmp_path / "v.py"), "--functions", "nope"], "not a documented name"),
              (["--vision", str(tmp_path / "v.py"), "--functions", "get_vit_attn_backend"], "does not define it"),
              (["--vision", __file__], "defines none of the documented names"),
-             (["--release", "vllm-0.0.0", "--vision", str(tmp_path / "v.py")], "--release"),
+             (["--release", "vllm-0.33.x", "--vision", str(tmp_path / "v.py")], "--release"),
              (["--vision", str(tmp_path / "v.py"), "--report", str(tmp_path / "no" / "r.json")], "--report"),
              (["--no-such-option"], "unrecognized")]
     (tmp_path / "v.py").write_text(SMALL)
