@@ -310,6 +310,16 @@ def _check_rule(function: str, rule: str, where: str) -> None:
         raise BadExpectations(f"{where}: no rule {rule!r} for {function} in reference.departures (known: {known})")
 
 
+CHECKED_ON = "# Checked with --strict-expectations on:"
+
+
+def checked_on(text: str) -> list[str]:
+    """The releases a file says its entries were checked on (its ``# Checked with
+    --strict-expectations on: X, Y`` line; none when it has no such line)."""
+    line = next((raw for raw in text.splitlines() if raw.startswith(CHECKED_ON)), "")
+    return [r.strip() for r in line[len(CHECKED_ON):].split(",") if r.strip()]
+
+
 def builtin_path(kind: str) -> str | None:
     """The shipped file of a target kind (``vllm``: ``expectations/vllm.txt``), if there is one."""
     if not re.fullmatch(r"\w[\w.-]*", kind):

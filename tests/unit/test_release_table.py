@@ -43,10 +43,17 @@ def bounds_file_problems(root: pathlib.Path = ROOT) -> list[str]:
 
 
 def expectations_problems() -> list[str]:
-    from vllm_vision_conformance.conformance.expectations import default_for_release
+    """Every release of the table has expectations, checked on it: vllm.txt's ranges give any
+    release entries, so the file also lists the releases its entries were checked on under
+    --strict-expectations, and each release of the table must be there."""
+    from vllm_vision_conformance.conformance.expectations import builtin_path, checked_on, default_for_release
 
+    listed = checked_on(open(builtin_path("vllm"), encoding="utf-8").read())
     return [f"{r.env}: no expectations (expectations.default_for_release({r.version!r}) is None)"
-            for r in releases.RELEASES if default_for_release(r.version) is None]
+            for r in releases.RELEASES if default_for_release(r.version) is None] + \
+        [f"{r.env}: not in conformance/expectations/vllm.txt's '# Checked with --strict-expectations on:' "
+         "line (run it under --strict-expectations, fix the entries, then add it)"
+         for r in releases.RELEASES if r.version not in listed]
 
 
 def pyproject_problems(text: str) -> list[str]:
