@@ -20,6 +20,7 @@ def _error_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("vllm-vision-conformance: error:")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, says", [
     (["--only", "reference.get_load_balance_assignment.case-nope"], "no such check"),
     (["--only", "nobody.get_load_balance_assignment.case-docstring-example"], "no such target 'nobody'"),
@@ -55,12 +56,14 @@ def test_pytest_usage_errors_are_exit_2(cli, args, says):
     assert says in output, output[-3000:]
 
 
+@pytest.mark.slow
 def test_a_report_path_that_cannot_be_written_keeps_the_text_report(cli):
     status, _, output = cli("--targets", "reference", "--only", ONE, "--report-json", "/no/such/folder/r.json")
     assert status == 2
     assert "vllm-vision-conformance report" in output and "bad input: --report-json" in output
 
 
+@pytest.mark.slow
 def test_a_reused_impl_name_changes_nothing_else(cli, tmp_path):
     """--impl vllm=... and a name given twice are refused; the first 'x' and
     vLLM keep their targets and their expectations."""
@@ -83,6 +86,7 @@ def test_a_reused_impl_name_changes_nothing_else(cli, tmp_path):
     assert checks[("vllm", "get_load_balance_assignment", "error-zero-gpus")] == "expected"  # vLLM's own file
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_writes_its_report_and_exits_3(tmp_path, sig):
     report = tmp_path / "r.json"

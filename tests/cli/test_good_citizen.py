@@ -122,6 +122,7 @@ SUITE_CHECKS = ",".join([
 ])
 
 
+@pytest.mark.slow
 def test_plain_pytest_of_the_suite_is_the_cli(cli, tmp_path):
     status, report, out = cli("--targets", "reference", "--only", SUITE_CHECKS)
     assert status == 0, out[-3000:]
@@ -158,6 +159,7 @@ def test_the_cli_has_its_own_help_and_version():
     assert cli_module.version() == proc.stdout.strip()
 
 
+@pytest.mark.slow
 def test_quiet_prints_the_table_and_only_the_new_divergences(cli, tmp_path):
     from ..conftest import CANDIDATES
 
@@ -177,6 +179,7 @@ def test_quiet_prints_the_table_and_only_the_new_divergences(cli, tmp_path):
         assert "get_load_balance_assignment        expected divergence" in out
 
 
+@pytest.mark.slow
 def test_hypothesis_statistics_are_printed(cli):
     check = "reference.get_load_balance_assignment.property-valid-partition"
     for extra in ((), ("-n", "2")):

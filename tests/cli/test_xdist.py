@@ -19,6 +19,9 @@ from vllm_vision_conformance.conformance.registry import BY_NAME
 
 from ..conftest import CANDIDATES
 
+# whole-suite runs in subprocesses: tox -e tests-slow (pytest -m slow)
+pytestmark = pytest.mark.slow
+
 ONE = "reference.get_load_balance_assignment.case-docstring-example"
 
 

@@ -146,6 +146,7 @@ SIM_CHECKS = ["property-cuda-simulated", "property-cuda-override-listed-simulate
               "property-xpu-simulated", "property-cpu-simulated", "property-cpu-override-unlisted-simulated"]
 
 
+@pytest.mark.slow
 def test_broken_candidates_diverge(cli, tmp_path):
     source = vllm_vision_source()
     if source.count(RETURN) != 1 or "backend=attn_backend_override," not in source:

@@ -15,6 +15,9 @@ from vllm_vision_conformance.strategies.dp import ModelSpec
 
 from ..conftest import CANDIDATES, vllm_vision_source
 
+# whole-suite runs in subprocesses: tox -e tests-slow (pytest -m slow)
+pytestmark = pytest.mark.slow
+
 
 def _per_image(spec, pixels, grids):
     model, out, start = spec.build(), [], 0

@@ -11,6 +11,9 @@ import pytest
 
 from ..conftest import CANDIDATES, run_cli
 
+# whole-suite runs in subprocesses: tox -e tests-slow (pytest -m slow)
+pytestmark = pytest.mark.slow
+
 HOSTILE = CANDIDATES / "hostile"
 TIMEOUT = 2  # --example-timeout of these runs
 

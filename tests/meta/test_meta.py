@@ -56,6 +56,7 @@ def test_one_mutation_per_documented_name_the_installed_vision_py_defines():
     assert set(MUTATIONS) == defined
 
 
+@pytest.mark.slow
 def test_a_recorded_divergence_hides_no_new_one(tmp_path, cli):
     """Copies of 0.33.0 with one more bug, each in a check that has an
     expectations entry or in a parameter the documented page does not list:
@@ -104,6 +105,7 @@ def vision_copies(tmp_path_factory):
     return folder / "copy.py", paths
 
 
+@pytest.mark.slow
 def test_copy_of_vllm_conforms_and_each_mutant_is_named(vision_copies, cli):
     """One run: the faithful copy passes (only 0.33.0's recorded divergences);
     each mutant diverges, and its cell is the mutated function."""
@@ -142,6 +144,7 @@ def copy_alone(vision_copies, tmp_path_factory):
                    tmp_path=tmp_path_factory.mktemp("copy-alone"))
 
 
+@pytest.mark.slow
 def test_copy_alone_exits_zero_and_one_mutant_alone_exits_one(vision_copies, copy_alone, cli):
     from vllm_vision_conformance.conformance.registry import REGISTRY
 
@@ -158,6 +161,7 @@ def test_copy_alone_exits_zero_and_one_mutant_alone_exits_one(vision_copies, cop
     assert f"--only {name}.{function}." in replay
 
 
+@pytest.mark.slow
 def test_ignore_expectations_reports_every_divergence(vision_copies, cli):
     copy, _ = vision_copies
     status, report, _ = cli("--impl", f"copy={copy}", "--targets", "copy", "--expectations", "copy=vllm-0.33.0",
@@ -166,6 +170,7 @@ def test_ignore_expectations_reports_every_divergence(vision_copies, cli):
     assert report["table"]["get_load_balance_assignment"]["copy"]["status"] == "diverges"
 
 
+@pytest.mark.slow
 def test_broken_reference_pos_ids_is_caught(cli):
     status, report, output = cli("--impl", f"floaty={CANDIDATES / 'float_pos_ids.py'}", "--targets", "floaty")
     assert status == 1
@@ -173,6 +178,7 @@ def test_broken_reference_pos_ids_is_caught(cli):
     assert _cells(report, "floaty")["get_load_balance_assignment"] == "not provided"
 
 
+@pytest.mark.slow
 def test_hanging_raising_and_wrongly_typed_candidates_are_divergences(cli):
     from vllm_vision_conformance.conformance.registry import BY_NAME
 
@@ -231,6 +237,7 @@ def test_vllm_not_importable_is_bad_input_and_keeps_the_reference(cli):
     assert report["table"]["get_load_balance_assignment"]["vllm"]["status"] == "error"
 
 
+@pytest.mark.slow
 def test_stale_expectation_is_reported_and_fails_in_strict_mode(cli, tmp_path):
     stale = tmp_path / "stale.txt"
     stale.write_text("# claimed to diverge, but the reference passes this case\n"
@@ -261,6 +268,7 @@ def _new_section_functions(out: str) -> set[str]:
     return {line.split(".")[0][2:] for line in section.splitlines() if line.startswith("- ")}
 
 
+@pytest.mark.slow
 def test_gate_fails_only_on_the_new_divergence_of_a_pr(vision_copies, copy_alone, cli, tmp_path):
     """The CI gate: a base run of vLLM's vision.py, a "PR" that breaks one
     function; the gate (the plugin's --baseline, and the separate command on the
@@ -328,6 +336,7 @@ def test_report_states_torch_transformers_and_its_time(cli):
     assert isinstance(report["seconds"], float) and 0 <= report["seconds"] < 600
 
 
+@pytest.mark.slow
 def test_replay_of_a_random_profile_carries_its_seed(vision_copies, cli):
     """dev and thorough are not derandomized: the printed command must name the seed to replay."""
     copy, _ = vision_copies
@@ -339,6 +348,7 @@ def test_replay_of_a_random_profile_carries_its_seed(vision_copies, cli):
     assert "--profile dev --hypothesis-seed 3" in replay, replay
 
 
+@pytest.mark.slow
 def test_every_name_gets_the_same_inputs(tmp_path, cli):
     """A byte-identical copy of vLLM's vision.py under several names: identical
     per-check results (status, message, number of inputs, boundary classes

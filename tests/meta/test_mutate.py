@@ -8,6 +8,8 @@ import json
 import re
 import sys
 
+import pytest
+
 from vllm_vision_conformance.conformance import mutate
 from vllm_vision_conformance.conformance.expectations import default_for_release
 from vllm_vision_conformance.conformance.mutate import CONTROL, KILLED, NOT_JUDGED, SURVIVED
@@ -111,6 +113,7 @@ def test_small_module_mutants_are_single_point_and_attributed():
     assert all(m.scope != "unrelated" for m in mutants)
 
 
+@pytest.mark.slow
 def test_installed_vision_mutants_are_single_point():
     source = vllm_vision_source()
     _, mutants = _check_single_point(source)
@@ -158,6 +161,7 @@ def test_bad_arguments_are_one_line_and_exit_2(capsys, tmp_path):
         assert len(err) == 1 and err[0].startswith("vllm-vision-mutate: error:") and says in err[0], (argv, err)
 
 
+@pytest.mark.slow
 def test_kill_logic_on_hand_picked_mutants(tmp_path, monkeypatch):
     """One suite run: a changed accumulation in get_load_balance_assignment is killed,
     a copy that does not load is killed, the unmutated copy survives."""

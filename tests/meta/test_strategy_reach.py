@@ -349,6 +349,7 @@ def _must_not_reach(name, max_examples=400):
         reach(make(), predicate, max_examples=max_examples)
 
 
+@pytest.mark.slow
 def test_mutation_no_empty_size_lists(monkeypatch):
     original = s_lb.image_size_lists
     monkeypatch.setattr(s_lb, "image_size_lists", lambda *a, **k: original(*a, **k).filter(bool))
@@ -357,23 +358,27 @@ def test_mutation_no_empty_size_lists(monkeypatch):
     reach(_row("no images (an empty size list)")[1](), _row("no images (an empty size list)")[2])
 
 
+@pytest.mark.slow
 def test_mutation_no_world_size_1(monkeypatch):
     monkeypatch.setattr(s_dp, "world_sizes", lambda max_ranks=B.MAX_RANKS: st.integers(2, max(2, max_ranks)))
     _must_not_reach("world size 1 (plain)")
     _must_not_reach("world size 1 (mrope)")
 
 
+@pytest.mark.slow
 def test_mutation_no_batch_folds(monkeypatch):
     monkeypatch.setattr(s_fs, "_folds", lambda: st.builds(s_fs.SliceStrategy, st.none(), st.none(), st.none()))
     _must_not_reach("a callable whose count depends on the batch")
 
 
+@pytest.mark.slow
 def test_mutation_no_pixtral_token_parting(monkeypatch):
     """Pixtral boundary sizes narrowed to a larger side at the limit (no downscale, so no parting)."""
     monkeypatch.setattr(s_info, "_pixtral_dims", lambda limit, patch: st.tuples(st.just(limit), st.integers(1, limit)))
     _must_not_reach("Pixtral float and exact downscale differ in tokens", max_examples=300)
 
 
+@pytest.mark.slow
 def test_mutation_no_uneven_grids(monkeypatch):
     """Grids whose every side is a multiple of the merge kernel: no patch count off the merge factor."""
     original = s_dp._grid_lists
