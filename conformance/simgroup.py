@@ -1,5 +1,5 @@
 """A simulated tensor-parallel group, in one process (a simulation, not the
-real thing: real ``torch.distributed`` groups are the data-parallel issue's).
+real thing: the real ``torch.distributed`` groups are :mod:`conformance.rankpool`).
 
 The target's data-parallel function body runs once per simulated rank, twice:
 pass 0 records what each rank hands the all-gather (and stops it there),
