@@ -79,7 +79,11 @@ class ConformanceSession:
             self.bad_input.append(line)
         self.fatal = bool(self.bad_input)
         wanted = config.getoption("vvc_targets")
-        names = [n.strip() for n in wanted.split(",") if n.strip()] if wanted else None
+        names = [n.strip() for n in wanted.split(",") if n.strip()] if wanted is not None else None
+        if names == []:  # given, but names nothing: not "every target"
+            self.bad_input.append(f"--targets {wanted!r} names no target (accepted: target names "
+                                  "separated by commas: reference, vllm, or the NAME of an --impl)")
+            self.fatal = True
         from . import targets as targets_mod
 
         self.targets, errors = targets_mod.plan(config.getoption("vvc_impl"), set(names) if names else None)

@@ -225,6 +225,14 @@ def test_an_unknown_target_is_one_line_naming_the_known_ones(monkeypatch):
     assert [t.name for t in sess.checked] == ["vllm"]
 
 
+@pytest.mark.parametrize("given", [",", "", " , "])
+def test_a_targets_value_that_names_nothing_is_bad_input_not_every_target(monkeypatch, given):
+    sess, started = session(monkeypatch, vvc_targets=given)
+    assert sess.bad_input == [f"--targets {given!r} names no target (accepted: target names separated by commas: "
+                              "reference, vllm, or the NAME of an --impl)"]
+    assert sess.fatal and started == []
+
+
 def test_bad_impls_and_expectations_in_the_session(monkeypatch):
     sess, _ = session(monkeypatch, vvc_impl=["reference=x", "ok=m"],
                       vvc_expectations=["noequals", "ghost=vllm-0.33.0"])
