@@ -114,12 +114,14 @@ def _vllm_setup() -> None:
 
 
 def _backend_enum():
-    for path in ("vllm.v1.attention.backends.registry", "vllm.attention.backends.registry"):
+    for path, name in (("vllm.v1.attention.backends.registry", "AttentionBackendEnum"),
+                       ("vllm.attention.backends.registry", "AttentionBackendEnum"),
+                       ("vllm.platforms.interface", "_Backend")):  # <= 0.11.0
         try:
-            return importlib.import_module(path).AttentionBackendEnum
+            return getattr(importlib.import_module(path), name)
         except (ImportError, AttributeError):
             continue
-    raise ImportError("no AttentionBackendEnum in this vLLM")
+    raise ImportError("no AttentionBackendEnum (or _Backend) in this vLLM")
 
 
 def backend_enum():
@@ -127,16 +129,32 @@ def backend_enum():
     return _backend_enum()
 
 
+# <= 0.11.0: ``_Backend`` members are bare ``enum.auto()`` values; the platform code names
+# the backend classes by these paths (cuda.py's ``is_attn_backend_supported(FLASH_ATTN_V1, ...)``).
+_OLD_CLASSES = {"FLASH_ATTN": "vllm.v1.attention.backends.flash_attn.FlashAttentionBackend",
+                "TRITON_ATTN": "vllm.v1.attention.backends.triton_attn.TritonAttentionBackend"}
+
+
+def _backend_path(member) -> str:
+    if hasattr(member, "get_path"):
+        return member.get_path()
+    return member.value if isinstance(member.value, str) else _OLD_CLASSES[member.name]
+
+
 def _backend_module(member) -> str:
-    path = member.get_path() if hasattr(member, "get_path") else member.value
-    return path.rpartition(".")[0]
+    return _backend_path(member).rpartition(".")[0]
 
 
 @functools.lru_cache(maxsize=None)
 def kernel_import_error(name: str) -> str | None:
     """Why vLLM's ``name`` backend class does not import here (None: it does)."""
     try:
-        getattr(backend_enum(), name).get_class()
+        member = getattr(backend_enum(), name)
+        if hasattr(member, "get_class"):
+            member.get_class()
+        else:
+            module, _, cls = _backend_path(member).rpartition(".")
+            getattr(importlib.import_module(module), cls)
         return None
     except Exception as exc:  # noqa: BLE001
         return f"{type(exc).__name__}: {exc}"
@@ -144,7 +162,8 @@ def kernel_import_error(name: str) -> str | None:
 
 def assert_kernels_import(names=("FLASH_ATTN", "TRITON_ATTN")) -> None:
     """Fail loudly if the simulation could only ever reach the SDPA fallback."""
-    broken = {n: kernel_import_error(n) for n in names}
+    enum = backend_enum()
+    broken = {n: kernel_import_error(n) for n in names if hasattr(enum, n)}  # 0.10.2 has no TRITON_ATTN
     broken = {n: why for n, why in broken.items() if why}
     if broken:
         raise SimulationDegraded(
@@ -217,8 +236,14 @@ def _rocm_platform(p: _Patches, facts: PlatformFacts):
     p.attr(importlib.util, "find_spec", find_spec)
     p.env("FLASH_ATTENTION_TRITON_AMD_ENABLE", "TRUE" if facts.triton_amd else None)
 
-    # AITER: found, enabled, MHA enabled; its own arch test runs unchanged.
-    aiter = importlib.import_module("vllm._aiter_ops")
+    # AITER: found, enabled, MHA enabled; its own arch test runs unchanged. Up to 0.11.0
+    # rocm.py reads the switches from vllm.envs (VLLM_ROCM_USE_AITER, ..._MHA) itself.
+    for var in ("VLLM_ROCM_USE_AITER", "VLLM_ROCM_USE_AITER_MHA"):
+        p.env(var, "1" if facts.aiter else "0")
+    try:
+        aiter = importlib.import_module("vllm._aiter_ops")
+    except ImportError:
+        return platform
     p.attr(aiter, "IS_AITER_FOUND", facts.aiter)
     p.attr(aiter, "current_platform", platform)
     ops = aiter.rocm_aiter_ops
@@ -233,6 +258,26 @@ def _xpu_platform(p: _Patches, facts: PlatformFacts):
     return xpu.XPUPlatform()
 
 
+def tpu_selection() -> str | None:
+    """Why the installed vLLM has no TPU platform class that selects vision attention
+    (None: it has one). Read from the source, without importing it."""
+    spec = importlib.util.find_spec("vllm.platforms")
+    path = os.path.join(os.path.dirname(spec.origin), "tpu.py") if spec and spec.origin else ""
+    if not os.path.exists(path):
+        return "this vLLM has no vllm/platforms/tpu.py"
+    if "def get_vit_attn_backend" not in open(path).read():
+        return ("this release's TPU platform class does not select vision attention (vllm/platforms/tpu.py "
+                "defines no get_vit_attn_backend: in tree only in 0.13.0; later TPU support is tpu_inference's)")
+    return None
+
+
+def _tpu_platform(p: _Patches, facts: PlatformFacts):
+    # 0.13.0's tpu.py imports tpu_info (absent here) at the top: an empty stand-in during the import
+    if "vllm.platforms.tpu" not in sys.modules and importlib.util.find_spec("tpu_info") is None:
+        p.item(sys.modules, "tpu_info", types.SimpleNamespace(device=types.SimpleNamespace()))
+    return importlib.import_module("vllm.platforms.tpu").TpuPlatform()
+
+
 def _cpu_platform(facts: PlatformFacts):
     if facts.kind == "cpu":
         return importlib.import_module("vllm.platforms.cpu").CpuPlatform()
@@ -243,7 +288,7 @@ def _kernels(p: _Patches, facts: PlatformFacts) -> None:
     """Backends the facts say do not import raise ImportError from get_class()."""
     enum = _backend_enum()
     for name in ("FLASH_ATTN", "TRITON_ATTN"):
-        if name not in facts.kernels and facts.kind == "cuda":
+        if name not in facts.kernels and facts.kind == "cuda" and hasattr(enum, name):
             p.item(sys.modules, _backend_module(getattr(enum, name)), None)
     try:
         fa = importlib.import_module("vllm.v1.attention.backends.flash_attn")
@@ -269,6 +314,8 @@ def simulate(facts: PlatformFacts, module: types.ModuleType | None = None) -> It
             platform = _rocm_platform(p, facts)
         elif facts.kind == "xpu":
             platform = _xpu_platform(p, facts)
+        elif facts.kind == "tpu":
+            platform = _tpu_platform(p, facts)
         else:
             platform = _cpu_platform(facts)
         _kernels(p, facts)
@@ -285,7 +332,8 @@ def snapshot(module: types.ModuleType | None = None) -> dict:
     import torch
 
     out = {"find_spec": importlib.util.find_spec, "get_device_properties": torch.cuda.get_device_properties,
-           "env": {k: os.environ.get(k) for k in ("VLLM_ATTENTION_BACKEND", "FLASH_ATTENTION_TRITON_AMD_ENABLE")},
+           "env": {k: os.environ.get(k) for k in ("VLLM_ATTENTION_BACKEND", "FLASH_ATTENTION_TRITON_AMD_ENABLE",
+                                                   "VLLM_ROCM_USE_AITER", "VLLM_ROCM_USE_AITER_MHA")},
            "modules": {k: sys.modules.get(k, _MISSING) for k in (
                "vllm._C", "vllm._C_stable_libtorch", "vllm_xpu_kernels",
                "vllm.v1.attention.backends.flash_attn", "vllm.v1.attention.backends.triton_attn")}}
@@ -309,14 +357,19 @@ def call_platform(platform, head_size: int, dtype, override: Any = None):
     import inspect
 
     fn = platform.get_vit_attn_backend
-    if "backend" in inspect.signature(fn).parameters:
+    params = inspect.signature(fn).parameters
+    if "support_fa" in params:  # <= 0.10.2: (support_fa=False), as vision.py's own call makes it
+        if override is not None:
+            raise TypeError("this release's platform method takes no override")
+        return fn()
+    if "backend" in params:
         return fn(head_size, dtype, backend=override)
     if override is not None:
         raise TypeError("this release's platform method takes no override")
     return fn(head_size, dtype)
 
 
-def real_cuda_facts(group: str | None = None) -> PlatformFacts:
+def real_cuda_facts() -> PlatformFacts:
     """The facts of this machine's CUDA device (GPU tests only)."""
     import torch
 
@@ -330,7 +383,7 @@ def real_cuda_facts(group: str | None = None) -> PlatformFacts:
     except Exception:  # noqa: BLE001
         pass
     return PlatformFacts("cuda", capability=tuple(torch.cuda.get_device_capability()), kernels=kernels,
-                         fa4=fa4, group=group or release_group() or "0.33")
+                         fa4=fa4)
 
 
 # ---- the simulated-platform checks' plumbing -------------------------------------
@@ -340,16 +393,15 @@ def real_cuda_facts(group: str | None = None) -> PlatformFacts:
 # the target lives).
 
 def prepare_simulated(ctx: Ctx, ex: dict) -> dict:
-    """The facts with the installed vLLM's release group, the override picked; or why not."""
+    """The example with the override picked (among the backends the contract lists); or why not.
+    Every release is simulated: its own platform classes decide."""
     if not ctx.target.facts.get("current_platform"):
         raise Unsupported(f"{ctx.target.name} has no module-level current_platform to install a simulated "
                           "platform through")
-    group = release_group()
-    if group is None:
-        raise Unsupported("the installed vLLM's selection is simulated for 0.11.2, 0.27.x and 0.33.x only "
-                          "(docs/backend.md)")
-    facts = dataclasses.replace(ex["facts"], group=group)
-    out = dict(ex, facts=facts)
+    facts = ex["facts"]
+    if facts.kind == "tpu" and ctx.target.facts.get("tpu_selection"):
+        raise Unsupported(ctx.target.facts["tpu_selection"])
+    out = dict(ex)
     pick = ex.get("attn_backend_override")
     if isinstance(pick, OverridePick):
         out["attn_backend_override"] = pick.resolve(vision_backends(facts))

@@ -79,9 +79,22 @@ class Loaded:
             "facts": {
                 "current_platform": isinstance(module, types.ModuleType) and hasattr(module, "current_platform"),
                 "private_backend": getattr(module, "_get_vit_attn_backend", None) is not None,
+                "tpu_selection": _tpu_selection(module),
                 "dp": dp,
             },
         }
+
+
+def _tpu_selection(module) -> str | None:
+    """Why the target's simulated TPU checks cannot run (None: they can)."""
+    if not (isinstance(module, types.ModuleType) and hasattr(module, "current_platform")):
+        return None  # the current_platform fact already says why not
+    from .platforms import tpu_selection
+
+    try:
+        return tpu_selection()
+    except Exception as exc:  # noqa: BLE001
+        return f"vLLM's platforms cannot be read: {type(exc).__name__}: {exc}"
 
 
 def import_vllm_vision() -> types.ModuleType:

@@ -2,13 +2,17 @@
 platform facts.
 
 The answer is a pure function of :class:`PlatformFacts` (the platform kind,
-its CUDA capability or ROCm arch, which kernel backends import, the release
-group whose documented precedence applies) and of the query (head size,
-dtype, override). The facts come from :func:`current_platform_facts`: drawn
-facts installed with :func:`use_platform`, else this machine (a machine
-without CUDA is a CPU). The reference never probes vLLM.
+its CUDA capability or ROCm arch, which kernel backends import, where an
+override came from) and of the query (head size, dtype, override). The facts
+come from :func:`current_platform_facts`: drawn facts installed with
+:func:`use_platform`, else this machine (a machine without CUDA is a CPU).
+The reference never probes vLLM.
 
-The decision table, one per release group (``docs/backend.md`` prints it):
+One contract for every release: the current documented behaviour
+(``docs/backend.md`` prints the table). No release's own precedence is in
+here; where an older release behaves otherwise, that is a recorded departure
+(``reference/departures.py``, named by an expectations entry with its reason
+and the release that changed it).
 
 1. An override (a name, or an enum member with that ``.name``) is returned
    as given if the platform lists it for vision attention
@@ -19,9 +23,9 @@ The decision table, one per release group (``docs/backend.md`` prints it):
    the dtype and the device (:func:`kernel_supports`) is chosen;
    ``TORCH_SDPA`` supports everything and ends every order.
 
-Contract, for every release group: the chosen backend is one the platform
-lists, it supports the head size, dtype and capability it is asked for (an
-unknown capability supports no backend that requires one), and the answer
+Invariants, which hold whatever the precedence: the chosen backend is one the
+platform lists; it supports the head size, dtype and capability it is asked
+for (an unknown capability supports no backend that requires one); the answer
 does not depend on ``VLLM_ATTENTION_BACKEND`` (the decoder's setting) or on
 where the override came from (argument or multimodal config).
 """
@@ -42,27 +46,21 @@ KNOWN_BACKENDS = (
     "FLASHINFER",
     "ROCM_AITER_FA",
     "XFORMERS",
+    "PALLAS",
 )
-
-# Release groups whose vision-attention selection is modelled (vLLM versions).
-RELEASE_GROUPS = {
-    "0.11": "0.11.1 - 0.11.2: override returned unchecked; CUDA falls back to xFormers",
-    "0.27": "0.27.0 - 0.32.x: platform lists; CUDA walks its list; ROCm R6; XPU fp32 -> Triton",
-    "0.33": "0.33.x: as 0.27, ROCm AITER only for fp16/bf16, XPU FA heads up to 512",
-}
-DEFAULT_GROUP = "0.33"
 
 HALF = (torch.float16, torch.bfloat16)
 CDNA_ARCHS = ("gfx90a", "gfx942", "gfx950")          # ROCm data-centre (gfx9)
 RDNA_ARCHS = ("gfx1100", "gfx1101", "gfx1200", "gfx1201")
-AITER_ARCHS = {"0.11": ("gfx90a", "gfx942", "gfx950"), "0.27": ("gfx942", "gfx950"), "0.33": ("gfx942", "gfx950")}
+AITER_ARCHS = ("gfx942", "gfx950")  # ROCm AITER's MHA kernels (CDNA 3 and later)
+FA_HEAD_LIMIT, FA4_HEAD_LIMIT = 256, 512  # FLASH_ATTN's largest head size (FA4: FlashAttention 4 usable)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class PlatformFacts:
     """What backend selection may depend on (and two facts it must not)."""
 
-    kind: str  # "cpu", "unspecified", "cuda", "rocm", "xpu"
+    kind: str  # "cpu", "unspecified", "cuda", "rocm", "xpu", "tpu"  (KINDS)
     capability: tuple[int, int] | None = None  # CUDA compute capability; None: unknown
     arch: str | None = None  # ROCm gcnArchName, e.g. "gfx942"
     # vLLM kernel backends whose module imports here (CUDA / XPU), and on
@@ -72,7 +70,6 @@ class PlatformFacts:
     flash_attn_pkg: bool = False  # ROCm: the upstream flash_attn package is installed (implied by triton_amd)
     triton_amd: bool = False  # ROCm RDNA: Triton-AMD kernels present and FLASH_ATTENTION_TRITON_AMD_ENABLE=TRUE
     aiter: bool = False  # ROCm: AITER installed with VLLM_ROCM_USE_AITER=1 and VLLM_ROCM_USE_AITER_MHA=1
-    group: str = DEFAULT_GROUP  # release group, a key of RELEASE_GROUPS
     override_source: str = "argument"  # "argument" or "multimodal_config": must not matter
 
     def __repr__(self) -> str:  # compact: only what differs from the defaults
@@ -92,58 +89,54 @@ class PlatformFacts:
 
 
 CPU_FACTS = PlatformFacts("cpu")
+KINDS = ("cpu", "unspecified", "cuda", "rocm", "xpu", "tpu")
 
 
 def vision_backends(facts: PlatformFacts) -> tuple[str, ...]:
     """The backends the platform lists for vision attention (overrides it accepts)."""
-    kind, group = facts.kind, facts.group
-    if kind == "cuda":
-        if group == "0.11":
-            return ("FLASH_ATTN", "XFORMERS", "TORCH_SDPA")
-        return ("FLASH_ATTN", "TRITON_ATTN", "TORCH_SDPA", "FLASHINFER")
-    if kind == "rocm":
-        if group == "0.11":
-            return ("ROCM_AITER_FA", "FLASH_ATTN", "TORCH_SDPA")
-        return ("FLASH_ATTN", "ROCM_AITER_FA", "TRITON_ATTN", "TORCH_SDPA")
-    if kind == "xpu":
-        if group == "0.11":
-            return ("FLASH_ATTN", "TORCH_SDPA")
-        return ("FLASH_ATTN", "TRITON_ATTN", "TORCH_SDPA")
-    return ("TORCH_SDPA",)
+    return {"cuda": ("FLASH_ATTN", "TRITON_ATTN", "TORCH_SDPA", "FLASHINFER"),
+            "rocm": ("FLASH_ATTN", "ROCM_AITER_FA", "TRITON_ATTN", "TORCH_SDPA"),
+            "xpu": ("FLASH_ATTN", "TRITON_ATTN", "TORCH_SDPA"),
+            "tpu": ("PALLAS",)}.get(facts.kind, ("TORCH_SDPA",))
 
 
 def auto_order(facts: PlatformFacts, dtype: torch.dtype | None = None) -> tuple[str, ...]:
-    """The release's precedence without an override, highest first."""
-    kind, group, cc = facts.kind, facts.group, facts.capability
+    """The precedence without an override, highest first."""
+    kind, cc = facts.kind, facts.capability
     if kind == "cuda":
-        if group == "0.11":
-            if cc is not None and cc >= (10, 0):  # Blackwell: SDPA (xformers issue 1317)
-                return ("TORCH_SDPA",)
-            return ("FLASH_ATTN", "XFORMERS", "TORCH_SDPA")
         if cc is not None and cc >= (8, 0):
             return ("FLASH_ATTN", "TRITON_ATTN", "TORCH_SDPA")
         return ("FLASH_ATTN", "TORCH_SDPA")  # the list puts SDPA second below 8.0
     if kind == "rocm":
         return ("ROCM_AITER_FA", "FLASH_ATTN", "TORCH_SDPA")
     if kind == "xpu":
-        return ("FLASH_ATTN", "TRITON_ATTN", "TORCH_SDPA") if group != "0.11" else ("FLASH_ATTN", "TORCH_SDPA")
+        return ("FLASH_ATTN", "TRITON_ATTN", "TORCH_SDPA")
+    if kind == "tpu":
+        return ("PALLAS",)
     return ("TORCH_SDPA",)
+
+
+def fa_head_limit(facts: PlatformFacts) -> int:
+    """FLASH_ATTN's largest head size here (a multiple of 8 up to it is supported)."""
+    return FA4_HEAD_LIMIT if (facts.fa4 or facts.kind == "xpu") else FA_HEAD_LIMIT
 
 
 def kernel_supports(facts: PlatformFacts, backend: str, head_size: int, dtype: torch.dtype) -> bool:
     """Whether ``backend`` imports and runs this head size, dtype and device."""
     if backend == "TORCH_SDPA":
         return True
-    kind, group, cc = facts.kind, facts.group, facts.capability
+    kind, cc = facts.kind, facts.capability
+    if backend == "PALLAS":  # the TPU's own kernel, the only one it lists
+        return kind == "tpu"
     if kind == "rocm":
         arch = facts.arch or ""
         if dtype not in HALF:
             return False
         if backend == "ROCM_AITER_FA":
-            return facts.aiter and arch in AITER_ARCHS[group]
+            return facts.aiter and arch in AITER_ARCHS
         if backend == "FLASH_ATTN":  # upstream flash_attn on CDNA, its Triton-AMD build on RDNA
             return (arch in CDNA_ARCHS and (facts.flash_attn_pkg or facts.triton_amd)) or (
-                group != "0.11" and arch in RDNA_ARCHS and facts.triton_amd)
+                arch in RDNA_ARCHS and facts.triton_amd)
         return False
     if backend == "XFORMERS":
         return "XFORMERS" in facts.kernels
@@ -154,22 +147,18 @@ def kernel_supports(facts: PlatformFacts, backend: str, head_size: int, dtype: t
             return False
         if kind == "cuda" and (cc is None or cc < (8, 0)):
             return False
-        if group == "0.11":
-            return kind == "xpu" or head_size in (32, 64, 96, 128, 160, 192, 224, 256)
-        limit = 512 if (facts.fa4 or (kind == "xpu" and group == "0.33")) else 256
-        return head_size % 8 == 0 and 0 < head_size <= limit
+        return head_size % 8 == 0 and 0 < head_size <= fa_head_limit(facts)
     if backend == "TRITON_ATTN":
         return head_size >= 32
     if backend == "FLASHINFER":
-        low = (7, 5) if group == "0.11" else (8, 0)
         return (dtype in HALF and head_size in (64, 128, 256, 512)
-                and cc is not None and low <= cc <= (12, 1))
+                and cc is not None and (8, 0) <= cc <= (12, 1))
     return False
 
 
-def _auto(facts: PlatformFacts, head_size: int, dtype: torch.dtype) -> str:
-    for backend in auto_order(facts, dtype):
-        if kernel_supports(facts, backend, head_size, dtype):
+def _auto(facts: PlatformFacts, head_size: int, dtype: torch.dtype, order=auto_order, supports=kernel_supports) -> str:
+    for backend in order(facts, dtype):
+        if supports(facts, backend, head_size, dtype):
             return backend
     return "TORCH_SDPA"
 
@@ -220,11 +209,17 @@ def get_vit_attn_backend(
     ``VLLM_ATTENTION_BACKEND`` select the decoder's backend and do not change
     this answer; neither does where the override came from.
     """
-    facts = current_platform_facts()
-    if attn_backend_override is None:
-        return _auto(facts, head_size, dtype)
-    name = _name(attn_backend_override)
-    accepted = vision_backends(facts)
+    return select(current_platform_facts(), head_size, dtype, attn_backend_override)
+
+
+def select(facts: PlatformFacts, head_size: int, dtype: torch.dtype, override: object | None = None, *,
+           listed=vision_backends, order=auto_order, supports=kernel_supports) -> str:
+    """The contract on ``facts``; the keywords are its parts, which a recorded
+    departure (reference/departures.py) replaces one at a time."""
+    if override is None:
+        return _auto(facts, head_size, dtype, order, supports)
+    name = _name(override)
+    accepted = listed(facts)
     if name not in accepted:
         raise ValueError(
             f"attention backend {name!r} is not supported for vision attention on "

@@ -50,7 +50,7 @@ def _backend_queries(draw, override: bool) -> dict:
 
 # ---- platform facts: drawn, never probed --------------------------------------
 
-from ..reference.backend import DEFAULT_GROUP, RELEASE_GROUPS, PlatformFacts  # noqa: E402
+from ..reference.backend import PlatformFacts  # noqa: E402
 
 # The acceptance grid: capabilities (None: unknown), dtypes, head sizes.
 GRID_CAPABILITIES = ((7, 0), (7, 5), (8, 0), (8, 6), (9, 0), (10, 0), (12, 0), None)
@@ -72,52 +72,50 @@ def capabilities(known: bool | None = None) -> st.SearchStrategy:
     return real if known else real | st.none()
 
 
-def cuda_facts(group: str = DEFAULT_GROUP, all_kernels: bool = False,
-               known_capability: bool | None = None) -> st.SearchStrategy[PlatformFacts]:
+def cuda_facts(all_kernels: bool = False, known_capability: bool | None = None) -> st.SearchStrategy[PlatformFacts]:
     """A CUDA device: capability, FA4 or not, which vLLM kernel backends import
     (FLASHINFER never: it is not installed here and cannot be faked honestly).
 
-    ``group``: a release group, a key of ``reference.backend.RELEASE_GROUPS``.
     ``all_kernels`` (True or False): every kernel imports. ``known_capability``:
     None, True or False, as :func:`capabilities` takes it.
     """
-    _check_group("cuda_facts", group)
     check_bool("cuda_facts", "all_kernels", all_kernels)
     check_bool("cuda_facts", "known_capability", known_capability, allow_none=True)
     kernels = st.just(frozenset({"FLASH_ATTN", "TRITON_ATTN", "XFORMERS"})) if all_kernels else st.frozensets(
         st.sampled_from(["FLASH_ATTN", "TRITON_ATTN", "XFORMERS"]))
     return st.builds(PlatformFacts, kind=st.just("cuda"), capability=capabilities(known_capability), kernels=kernels,
-                     fa4=st.booleans(), group=st.just(group),
+                     fa4=st.booleans(),
                      override_source=st.sampled_from(["argument", "multimodal_config"]))
 
 
-def rocm_facts(group: str = DEFAULT_GROUP) -> st.SearchStrategy[PlatformFacts]:
-    """A ROCm device: arch, flash_attn installed, Triton-AMD enabled, AITER MHA on.
-    ``group``: a key of ``reference.backend.RELEASE_GROUPS``."""
-    _check_group("rocm_facts", group)
+def rocm_facts() -> st.SearchStrategy[PlatformFacts]:
+    """A ROCm device: arch, flash_attn installed, Triton-AMD enabled, AITER MHA on. No arguments."""
     return st.builds(PlatformFacts, kind=st.just("rocm"), arch=st.sampled_from(ROCM_ARCHS),
                      flash_attn_pkg=st.booleans(), triton_amd=st.booleans(), aiter=st.booleans(),
-                     group=st.just(group), override_source=st.sampled_from(["argument", "multimodal_config"]))
-
-
-def xpu_facts(group: str = DEFAULT_GROUP) -> st.SearchStrategy[PlatformFacts]:
-    """An XPU device. ``group``: a key of ``reference.backend.RELEASE_GROUPS``."""
-    _check_group("xpu_facts", group)
-    return st.builds(PlatformFacts, kind=st.just("xpu"), group=st.just(group),
                      override_source=st.sampled_from(["argument", "multimodal_config"]))
 
 
-def cpu_facts(group: str = DEFAULT_GROUP) -> st.SearchStrategy[PlatformFacts]:
-    """A CPU (or unspecified) platform. ``group``: a key of ``reference.backend.RELEASE_GROUPS``."""
-    _check_group("cpu_facts", group)
-    return st.builds(PlatformFacts, kind=st.sampled_from(["cpu", "unspecified"]), group=st.just(group),
+def xpu_facts() -> st.SearchStrategy[PlatformFacts]:
+    """An XPU device. No arguments."""
+    return st.builds(PlatformFacts, kind=st.just("xpu"),
                      override_source=st.sampled_from(["argument", "multimodal_config"]))
 
 
-def platform_facts(group: str = DEFAULT_GROUP) -> st.SearchStrategy[PlatformFacts]:
-    """Any of the four platforms. ``group``: a key of ``reference.backend.RELEASE_GROUPS``."""
-    _check_group("platform_facts", group)
-    return cuda_facts(group) | rocm_facts(group) | xpu_facts(group) | cpu_facts(group)
+def cpu_facts() -> st.SearchStrategy[PlatformFacts]:
+    """A CPU (or unspecified) platform. No arguments."""
+    return st.builds(PlatformFacts, kind=st.sampled_from(["cpu", "unspecified"]),
+                     override_source=st.sampled_from(["argument", "multimodal_config"]))
+
+
+def tpu_facts() -> st.SearchStrategy[PlatformFacts]:
+    """A TPU (vLLM's in-tree TPU platform class, where a release has one). No arguments."""
+    return st.builds(PlatformFacts, kind=st.just("tpu"),
+                     override_source=st.sampled_from(["argument", "multimodal_config"]))
+
+
+def platform_facts() -> st.SearchStrategy[PlatformFacts]:
+    """Any of the four platforms. No arguments."""
+    return cuda_facts() | rocm_facts() | xpu_facts() | cpu_facts()
 
 
 def simulated_queries(facts: st.SearchStrategy[PlatformFacts],
@@ -126,19 +124,14 @@ def simulated_queries(facts: st.SearchStrategy[PlatformFacts],
     strategy of :class:`PlatformFacts`; ``override`` None draws with or
     without one, True always one (a backend name), False none;
     ``"listed"`` / ``"unlisted"`` draw one the
-    platform lists for vision attention / does not list (resolved when the
-    check runs, once the release group is known: the value is then an
-    :class:`OverridePick`). The group is set when the check runs."""
+    platform lists for vision attention / does not list by the contract
+    (resolved when the check runs: the value is then an :class:`OverridePick`)."""
     check_strategy("simulated_queries", "facts", facts)
     check_one_of("simulated_queries", "override", override, OVERRIDES)
     return _simulated_queries(facts, override)
 
 
 OVERRIDES = (None, True, False, "listed", "unlisted")  # what simulated_queries' override accepts
-
-
-def _check_group(where: str, group) -> None:
-    check_one_of(where, "group", group, tuple(sorted(RELEASE_GROUPS)))
 
 
 @st.composite

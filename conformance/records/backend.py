@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import torch
 
-from ...reference import get_vit_attn_backend
 from ...reference.backend import PlatformFacts, use_platform
 from ...strategies import backend as s_backend
 from .. import adapter, platforms
@@ -46,8 +45,8 @@ def _name_of(outcome: Outcome) -> str:
 
 
 def _grid_prepare(ctx: Ctx, ex: dict) -> dict:
-    prepared = platforms.prepare_simulated(ctx, dict(ex, facts=PlatformFacts("cuda")))
-    return dict(ex, group=prepared["facts"].group)
+    platforms.prepare_simulated(ctx, dict(ex, facts=PlatformFacts("cuda")))
+    return ex
 
 
 def _grid_points(known: bool):
@@ -58,20 +57,27 @@ def _grid_points(known: bool):
 def _grid_probe(view, ex: dict) -> list:
     out = []
     for fa4, cc, dtype, head in _grid_points(ex["known"]):
-        facts = PlatformFacts("cuda", capability=cc, fa4=fa4, group=ex["group"])
+        facts = PlatformFacts("cuda", capability=cc, fa4=fa4)
         out.append(platforms.simulated_call(view, facts, head, dtype, None))
     return out
 
 
-def _cuda_grid(ctx: Ctx, ex: dict, got: list, _) -> None:
+def _grid_ref(view, ex: dict) -> list:
+    """The reference's (or a recorded rule's) answer at every grid point."""
+    out = []
+    for fa4, cc, dtype, head in _grid_points(ex["known"]):
+        with use_platform(PlatformFacts("cuda", capability=cc, fa4=fa4)):
+            out.append(view.call(view.function, {"head_size": head, "dtype": dtype, "attn_backend_override": None}))
+    return out
+
+
+def _cuda_grid(ctx: Ctx, ex: dict, got: list, wanted: list) -> None:
     """Every (capability, dtype, head size, FA4) of the acceptance grid, no
     override, every kernel importable; all mismatches in one sentence.
     ``ex["known"]``: the known capabilities, or only the unknown one."""
     points, bad, wrong = 0, {}, 0
-    for (fa4, cc, dtype, head), observed in zip(_grid_points(ex["known"]), got):
-        facts = PlatformFacts("cuda", capability=cc, fa4=fa4, group=ex["group"])
-        with use_platform(facts):
-            want = get_vit_attn_backend(head, dtype)
+    for (fa4, cc, dtype, head), observed, expected in zip(_grid_points(ex["known"]), got, wanted):
+        want = _name_of(expected)
         for where, outcome in (("", observed["got"]), ("platform method: ", observed["direct"])):
             if outcome is None:
                 continue
@@ -150,15 +156,22 @@ BACKEND = FunctionSpec("get_vit_attn_backend", "the ViT attention backend: this 
                s_backend.xpu_facts(), "listed"),
     _sim_check("property-xpu-override-unlisted-simulated", "simulated XPU, an unlisted override: ValueError",
                s_backend.xpu_facts(), "unlisted"),
+    _sim_check("property-tpu-simulated", "simulated TPU (the in-tree TPU platform class, where a release has "
+               "one), no override", s_backend.tpu_facts(), False),
+    _sim_check("property-tpu-override-listed-simulated", "simulated TPU, a listed override: honoured",
+               s_backend.tpu_facts(), "listed"),
+    _sim_check("property-tpu-override-unlisted-simulated", "simulated TPU, an unlisted override: ValueError",
+               s_backend.tpu_facts(), "unlisted"),
     _sim_check("property-cpu-simulated", "vLLM's CPU and Unspecified platform classes, no override or a listed one",
                s_backend.cpu_facts(), "listed", _EDGES["cpu"]),
     _sim_check("property-cpu-override-unlisted-simulated", "vLLM's CPU and Unspecified platform classes, an "
                "unlisted override: ValueError", s_backend.cpu_facts(), "unlisted"),
     Check("case-cuda-grid", "simulated CUDA: capability 7.0-12.0 x fp16/bf16/fp32 x head sizes 16-320 x FA4, "
           "each equal to the decision table", _grid_probe, _cuda_grid, example={"known": True},
-          needs_reference=True, prepare=_grid_prepare),
+          needs_reference=True, ref_probe=_grid_ref, prepare=_grid_prepare),
     Check("case-cuda-grid-unknown-capability", "the same grid with the capability unknown",
-          _grid_probe, _cuda_grid, example={"known": False}, needs_reference=True, prepare=_grid_prepare),
+          _grid_probe, _cuda_grid, example={"known": False}, needs_reference=True, ref_probe=_grid_ref,
+          prepare=_grid_prepare),
 ])
 
 

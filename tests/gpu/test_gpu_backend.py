@@ -1,6 +1,7 @@
-"""On a real CUDA GPU: vLLM's selection with the real device equals the
-reference for the real facts, and the chosen backend runs a small vision
-attention that matches torch SDPA. Skipped without CUDA (tests/conftest.py)."""
+"""On a real CUDA GPU: vLLM's selection with the real device equals what the
+simulation (vLLM's own platform classes given this device's facts) predicts, on
+any release, and the chosen backend runs a small vision attention that matches
+torch SDPA. Skipped without CUDA (tests/conftest.py)."""
 
 import pytest
 import torch
@@ -21,19 +22,20 @@ def real():
     from vllm_vision_conformance.conformance import platforms
     from vllm_vision_conformance.conformance.targets import import_vllm_vision
 
-    if platforms.release_group() is None:
-        pytest.skip("the installed vLLM's selection table is not modelled")
-    return platforms.real_cuda_facts(), import_vllm_vision()
+    return platforms.real_cuda_facts(), import_vllm_vision(), platforms
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("head", HEADS)
-def test_real_selection_equals_reference(real, head, dtype):
-    facts, vision = real
+def test_real_selection_equals_the_simulated_one(real, head, dtype):
+    facts, vision, platforms = real
     got = vision.get_vit_attn_backend(head, dtype)
+    with platforms.simulate(facts, vision):
+        predicted = vision.get_vit_attn_backend(head, dtype)
     with use_platform(facts):
-        want = get_vit_attn_backend(head, dtype)
-    assert got.name == want, f"{facts}: vLLM chose {got.name}, the table {want}"
+        contract = get_vit_attn_backend(head, dtype)
+    assert got.name == predicted.name, (f"{facts}: vLLM chose {got.name} on this GPU, the simulation predicts "
+                                        f"{predicted.name} (the contract says {contract})")
 
 
 def _run(backend: str, q, k, v):
@@ -61,7 +63,7 @@ def _run(backend: str, q, k, v):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("head", (64, 72, 80, 128))
 def test_chosen_backend_matches_sdpa(real, head, dtype):
-    facts, vision = real
+    facts, vision, _ = real
     backend = vision.get_vit_attn_backend(head, dtype).name
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 197, 4, head, device="cuda", dtype=dtype) for _ in range(3))

@@ -33,7 +33,6 @@ NOT_STRATEGIES = {"encoder_info.exact_downscale", "encoder_info.float_downscale"
 
 BUDGET = "(strategies/_budget.py; VVC_EXAMPLE_SCALE raises it)"
 FIXED = "(strategies/_budget.py)"  # caps the scale leaves alone (ranks, layers)
-GROUPS = "'0.11', '0.27', '0.33'"
 FAMILIES = "None, 'clip', 'pixtral', 'siglip'"
 BOOL = "is not one of True or False"
 OPT_BOOL = "is not one of None, True or False"
@@ -200,20 +199,10 @@ ROWS = [
      f"backend_queries: override='FLASH_ATTN' {BOOL}"),
     ("backend.capabilities", "known", lambda: s_backend.capabilities(known=1),
      f"capabilities: known=1 {OPT_BOOL}"),
-    ("backend.cuda_facts", "group", lambda: s_backend.cuda_facts(group="0.12"),
-     f"cuda_facts: group='0.12' is not one of {GROUPS}"),
     ("backend.cuda_facts", "all_kernels", lambda: s_backend.cuda_facts(all_kernels=None),
      f"cuda_facts: all_kernels=None {BOOL}"),
     ("backend.cuda_facts", "known_capability", lambda: s_backend.cuda_facts(known_capability="yes"),
      f"cuda_facts: known_capability='yes' {OPT_BOOL}"),
-    ("backend.rocm_facts", "group", lambda: s_backend.rocm_facts(group=0.33),
-     f"rocm_facts: group=0.33 is not one of {GROUPS}"),
-    ("backend.xpu_facts", "group", lambda: s_backend.xpu_facts(group="0.33.0"),
-     f"xpu_facts: group='0.33.0' is not one of {GROUPS}"),
-    ("backend.cpu_facts", "group", lambda: s_backend.cpu_facts(group=None),
-     f"cpu_facts: group=None is not one of {GROUPS}"),
-    ("backend.platform_facts", "group", lambda: s_backend.platform_facts(group="latest"),
-     f"platform_facts: group='latest' is not one of {GROUPS}"),
     ("backend.simulated_queries", "facts", lambda: s_backend.simulated_queries("cuda"),
      "simulated_queries: facts='cuda' is not a Hypothesis strategy (got str)"),
     ("backend.simulated_queries", "override", lambda: s_backend.simulated_queries(s_backend.cpu_facts(), "always"),
@@ -253,11 +242,12 @@ GOOD = [
     ("backend.backend_names", lambda: s_backend.backend_names()),
     ("backend.backend_queries", lambda: s_backend.backend_queries(override=True)),
     ("backend.capabilities", lambda: s_backend.capabilities(known=False)),
-    ("backend.cuda_facts", lambda: s_backend.cuda_facts("0.11", all_kernels=True, known_capability=True)),
-    ("backend.rocm_facts", lambda: s_backend.rocm_facts("0.27")),
-    ("backend.xpu_facts", lambda: s_backend.xpu_facts("0.33")),
-    ("backend.cpu_facts", lambda: s_backend.cpu_facts("0.11")),
-    ("backend.platform_facts", lambda: s_backend.platform_facts("0.27")),
+    ("backend.cuda_facts", lambda: s_backend.cuda_facts(all_kernels=True, known_capability=True)),
+    ("backend.rocm_facts", lambda: s_backend.rocm_facts()),
+    ("backend.xpu_facts", lambda: s_backend.xpu_facts()),
+    ("backend.cpu_facts", lambda: s_backend.cpu_facts()),
+    ("backend.tpu_facts", lambda: s_backend.tpu_facts()),
+    ("backend.platform_facts", lambda: s_backend.platform_facts()),
     ("backend.simulated_queries", lambda: s_backend.simulated_queries(s_backend.rocm_facts(), "unlisted")),
     ("backend.grid", lambda: st.just(s_backend.grid())),
 ]
