@@ -48,9 +48,9 @@ class Release:
     group_patches: bool = False
     """True: every patch release ``X.Y.*`` (0.33.1 too) gets ``platform_group``; False: this release only."""
     same_vision_py: str = ""
-    """The releases whose ``vision.py`` is byte-identical to this one's, this one included, as measured
-    (/work/shared/notes/vllm-releases.md): ``A = B = C``, or ``A - B`` for every release from A to B;
-    "" when no other release has it."""
+    """The releases whose ``vision.py`` is byte-identical to this one's, this one included, patch releases
+    too, as measured on every final release 0.10.2 - 0.33.0 (docs/release-code.md, the ``vision`` item's
+    raw hash): ``A = B = C``, or ``A - B`` for every release from A to B; "" when no other release has it."""
 
     @property
     def env(self) -> str:
@@ -60,27 +60,40 @@ class Release:
 _PIXTRAL = ("its pixtral.py imports PixtralRotaryEmbedding, which transformers removed in 5.17.0 "
             "(with 5.24.0 every get_vision_encoder_info check failed with that ImportError)")
 
+_NOT5 = ("run with transformers 4.x, as the releases before it that ask for <5 (it also accepts 5.x from "
+         "5.5.3; 0.24.0 is the first release that requires 5.x)")
+_ASKS_4_OR_5 = ">=4.56,!=5.0.*,!=5.1.*,!=5.2.*,!=5.3.*,!=5.4.*,!=5.5.0"
+
 RELEASES: tuple[Release, ...] = (
     Release("0.10.2", ">=4.55.2,<5", asks=">=4.55.2", narrowed="not run with transformers 5.x",
             extra=(("compressed-tensors==0.11.0",
                     "0.10.2's clip.py imports model_loader, whose bitsandbytes loader imports "
                     "fused_moe/config.py, which imports compressed_tensors (0.10.2 pins 0.11.0)"),)),
     Release("0.11.0", ">=4.55.2,<5", asks=">=4.55.2", narrowed="not run with transformers 5.x"),
-    Release("0.11.1", ">=4.56,<5", asks=">=4.56,<5", same_vision_py="0.11.1 = 0.11.2 = 0.12.0"),
+    Release("0.11.1", ">=4.56,<5", asks=">=4.56,<5", same_vision_py="0.11.1 - 0.12.0"),
     Release("0.11.2", ">=4.56,<5", asks=">=4.56,<5", platform_group="0.11",
-            same_vision_py="0.11.1 = 0.11.2 = 0.12.0"),
+            same_vision_py="0.11.1 - 0.12.0"),
+    Release("0.12.0", ">=4.56,<5", asks=">=4.56,<5", same_vision_py="0.11.1 - 0.12.0"),
     Release("0.13.0", ">=4.56,<5", asks=">=4.56,<5"),
     Release("0.14.1", ">=4.56,<5", asks=">=4.56,<5", same_vision_py="0.14.0 = 0.14.1"),
-    Release("0.15.0", ">=4.56,<5", asks=">=4.56,<5", same_vision_py="0.15.0 = 0.16.0"),
-    Release("0.17.0", ">=4.56,<5", asks=">=4.56,<5"),
-    Release("0.18.0", ">=4.56,<5", asks=">=4.56,<5", same_vision_py="0.18.0 - 0.20.0"),
-    Release("0.21.0", ">=4.56,<5", asks=">=4.56,<5", same_vision_py="0.21.0 - 0.25.0"),
-    Release("0.26.0", ">=5.5.3,<5.17", asks=">=5.5.3", narrowed=_PIXTRAL, same_vision_py="0.26.0 = 0.27.0"),
+    Release("0.15.0", ">=4.56,<5", asks=">=4.56,<5", same_vision_py="0.15.0 - 0.16.0"),
+    Release("0.16.0", ">=4.56,<5", asks=">=4.56,<5", same_vision_py="0.15.0 - 0.16.0"),
+    Release("0.17.0", ">=4.56,<5", asks=">=4.56,<5", same_vision_py="0.17.0 = 0.17.1"),
+    Release("0.18.0", ">=4.56,<5", asks=">=4.56,<5", same_vision_py="0.18.0 - 0.20.2"),
+    Release("0.19.0", ">=4.56,<5", asks=">=4.56,<5", same_vision_py="0.18.0 - 0.20.2"),
+    Release("0.20.0", ">=4.56,<5", asks=_ASKS_4_OR_5, narrowed=_NOT5, same_vision_py="0.18.0 - 0.20.2"),
+    Release("0.21.0", ">=4.56,<5", asks=_ASKS_4_OR_5, narrowed=_NOT5, same_vision_py="0.21.0 - 0.25.1"),
+    Release("0.23.0", ">=4.56,<5", asks=_ASKS_4_OR_5, narrowed=_NOT5, same_vision_py="0.21.0 - 0.25.1"),
+    Release("0.24.0", ">=5.5.3,<5.17", asks=">=5.5.3", narrowed=_PIXTRAL, same_vision_py="0.21.0 - 0.25.1"),
+    Release("0.25.0", ">=5.5.3,<5.17", asks=">=5.5.3", narrowed=_PIXTRAL, same_vision_py="0.21.0 - 0.25.1"),
+    Release("0.26.0", ">=5.5.3,<5.17", asks=">=5.5.3", narrowed=_PIXTRAL, same_vision_py="0.26.0 - 0.27.1"),
     Release("0.27.0", ">=5.5.3,<5.17", asks=">=5.5.3", narrowed=_PIXTRAL, platform_group="0.27",
-            group_patches=True, same_vision_py="0.26.0 = 0.27.0"),
+            group_patches=True, same_vision_py="0.26.0 - 0.27.1"),
     Release("0.28.0", ">=5.5.3,<5.17", asks=">=5.5.3", narrowed=_PIXTRAL, same_vision_py="0.28.0 = 0.29.0"),
+    Release("0.29.0", ">=5.10.4,<5.17", asks=">=5.10.4", narrowed=_PIXTRAL, same_vision_py="0.28.0 = 0.29.0"),
     Release("0.30.0", ">=5.10.4,<5.17", asks=">=5.10.4", narrowed=_PIXTRAL),
-    Release("0.31.0", ">=5.10.4,<5.18", asks="<5.18", same_vision_py="0.31.0 - 0.33.0"),
+    Release("0.31.0", ">=5.10.4,<5.18", asks=">=5.10.4,<5.18", same_vision_py="0.31.0 - 0.33.0"),
+    Release("0.32.0", ">=5.16.1,<5.20", asks=">=5.16.1,<5.20", same_vision_py="0.31.0 - 0.33.0"),
     Release("0.33.0", ">=5.16.1,<5.21", asks=">=5.16.1,<5.21", platform_group="0.33", group_patches=True,
             same_vision_py="0.31.0 - 0.33.0"),
 )
@@ -188,7 +201,7 @@ def tox_blocks(indent: dict[str, str] | None = None) -> dict[str, list[str]]:
     return {
         "env_list": [f"{ind['env_list']}env_list = {default().env}"],
         "labels": [
-            f"{ind['labels']}# every release whose vision.py differs, plus 0.10.2 for the releases before 0.11",
+            f"{ind['labels']}# every release whose behaviour-deciding code differs (docs/release-code.md), from 0.10.2",
             f"{ind['labels']}conformance = {names}",
             f"{ind['labels']}matrix = {names}, matrix-report",
         ],

@@ -122,7 +122,7 @@ def docs_problems(text: str) -> list[str]:
                             f"{len(seen.get(r.version, []))} times (want once)")
     flat = " ".join(text.split())
     groups = "; ".join(releases.vision_py_groups())
-    if f"groups, from `/work/shared/notes/vllm-releases.md`: {groups}), plus 0.10.2" not in flat:
+    if f"groups, patch releases included, from `docs/release-code.md`: {groups}), plus 0.10.2" not in flat:
         problems.append(f"docs/releases.md: \"Which releases\" does not list the byte-identical vision.py groups "
                         f"of the table: {groups}")
     return problems
