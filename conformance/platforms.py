@@ -6,8 +6,8 @@ vLLM's real classes and injects it at the narrowest points: a subclass of
 computed by the release's own expressions, AITER / flash_attn presence,
 kernel-module importability, an empty ``vllm_xpu_kernels``, and the target
 module's ``current_platform``. Everything is undone when the context exits.
-:func:`release_group` maps the installed vLLM to the reference's release
-group (docs/backend.md). See /work/shared/notes/backend-selection.md §3.
+Every release is simulated the same way: its own classes decide, and the
+reference holds one contract (docs/backend.md). See /work/shared/notes/backend-selection.md §3.
 The end of the module is the simulated backend checks' plumbing: what a drawn
 query becomes for a target, and the call under the simulated platform.
 """
@@ -27,7 +27,7 @@ from typing import Any, Iterator
 
 from ..reference.backend import PlatformFacts, use_platform, vision_backends
 from ..strategies.backend import OverridePick
-from . import adapter, releases
+from . import adapter
 from .checks import Ctx, NotApplicable, Unsupported
 
 _MISSING = object()
@@ -36,23 +36,6 @@ _MISSING = object()
 class SimulationDegraded(RuntimeError):
     """The simulation would silently measure the fallback only (e.g. every
     kernel backend unimportable): a harness failure, never a divergence."""
-
-
-# ---- release group -----------------------------------------------------------
-
-def release_group(version: str | None = None) -> str | None:
-    """The reference's group for a vLLM version (installed one by default), or None."""
-    if version is None:
-        try:
-            from importlib.metadata import version as dist_version
-            version = dist_version("vllm")
-        except Exception:  # noqa: BLE001
-            return None
-    # Only releases whose simulated runs were checked and whose divergences are
-    # recorded; 0.11.1 and 0.28-0.32 share these tables (docs/backend.md) but
-    # join once their expectations files record the same findings. Which releases,
-    # and whether their patch releases join too: the table, conformance/releases.py.
-    return releases.platform_group(version)
 
 
 # ---- patching with undo -------------------------------------------------------

@@ -11,7 +11,6 @@ One :class:`Release` per tox env ``vllm-X``. What is derived from the table:
   ``python -m vllm_vision_conformance.conformance.releases --write-tox``
   (idempotent; ``--check`` says what differs, exit 1); the release lines of the CI example's
   job matrix (examples/vllm-vision-conformance.yml) are rewritten by the same command;
-- :func:`platform_group`, which ``conformance.platforms.release_group`` returns;
 - tests/unit/test_release_table.py checks that tox.ini (through tox's own parser), the
   bounds files, the expectations, pyproject.toml's transformers bound, the CI example and
   docs/releases.md agree with the table.
@@ -42,11 +41,6 @@ class Release:
     """Why ``transformers`` is narrower than ``asks`` (a comment in tox.ini); "" when it is not."""
     extra: tuple[tuple[str, str], ...] = ()
     """Further deps of the env, each ``(requirement, why)``."""
-    platform_group: str | None = None
-    """The reference's release group of the simulated-platform checks (docs/backend.md), or None:
-    only releases whose simulated runs were checked and whose divergences are recorded."""
-    group_patches: bool = False
-    """True: every patch release ``X.Y.*`` (0.33.1 too) gets ``platform_group``; False: this release only."""
     same_vision_py: str = ""
     """The releases whose ``vision.py`` is byte-identical to this one's, this one included, patch releases
     too, as measured on every final release 0.10.2 - 0.33.0 (docs/release-code.md, the ``vision`` item's
@@ -71,7 +65,7 @@ RELEASES: tuple[Release, ...] = (
                     "fused_moe/config.py, which imports compressed_tensors (0.10.2 pins 0.11.0)"),)),
     Release("0.11.0", ">=4.55.2,<5", asks=">=4.55.2", narrowed="not run with transformers 5.x"),
     Release("0.11.1", ">=4.56,<5", asks=">=4.56,<5", same_vision_py="0.11.1 - 0.12.0"),
-    Release("0.11.2", ">=4.56,<5", asks=">=4.56,<5", platform_group="0.11",
+    Release("0.11.2", ">=4.56,<5", asks=">=4.56,<5",
             same_vision_py="0.11.1 - 0.12.0"),
     Release("0.12.0", ">=4.56,<5", asks=">=4.56,<5", same_vision_py="0.11.1 - 0.12.0"),
     Release("0.13.0", ">=4.56,<5", asks=">=4.56,<5"),
@@ -87,14 +81,14 @@ RELEASES: tuple[Release, ...] = (
     Release("0.24.0", ">=5.5.3,<5.17", asks=">=5.5.3", narrowed=_PIXTRAL, same_vision_py="0.21.0 - 0.25.1"),
     Release("0.25.0", ">=5.5.3,<5.17", asks=">=5.5.3", narrowed=_PIXTRAL, same_vision_py="0.21.0 - 0.25.1"),
     Release("0.26.0", ">=5.5.3,<5.17", asks=">=5.5.3", narrowed=_PIXTRAL, same_vision_py="0.26.0 - 0.27.1"),
-    Release("0.27.0", ">=5.5.3,<5.17", asks=">=5.5.3", narrowed=_PIXTRAL, platform_group="0.27",
-            group_patches=True, same_vision_py="0.26.0 - 0.27.1"),
+    Release("0.27.0", ">=5.5.3,<5.17", asks=">=5.5.3", narrowed=_PIXTRAL,
+            same_vision_py="0.26.0 - 0.27.1"),
     Release("0.28.0", ">=5.5.3,<5.17", asks=">=5.5.3", narrowed=_PIXTRAL, same_vision_py="0.28.0 = 0.29.0"),
     Release("0.29.0", ">=5.10.4,<5.17", asks=">=5.10.4", narrowed=_PIXTRAL, same_vision_py="0.28.0 = 0.29.0"),
     Release("0.30.0", ">=5.10.4,<5.17", asks=">=5.10.4", narrowed=_PIXTRAL),
     Release("0.31.0", ">=5.10.4,<5.18", asks=">=5.10.4,<5.18", same_vision_py="0.31.0 - 0.33.0"),
     Release("0.32.0", ">=5.16.1,<5.20", asks=">=5.16.1,<5.20", same_vision_py="0.31.0 - 0.33.0"),
-    Release("0.33.0", ">=5.16.1,<5.21", asks=">=5.16.1,<5.21", platform_group="0.33", group_patches=True,
+    Release("0.33.0", ">=5.16.1,<5.21", asks=">=5.16.1,<5.21",
             same_vision_py="0.31.0 - 0.33.0"),
 )
 
@@ -124,18 +118,6 @@ def envs() -> list[str]:
 def version_tuple(version: str) -> tuple[int, ...]:
     """The first three numbers of a version (local part dropped): "0.33.0+empty" -> (0, 33, 0)."""
     return tuple(int(p) for p in re.findall(r"\d+", version.split("+")[0])[:3])
-
-
-def platform_group(version: str) -> str | None:
-    """The simulated-platform release group of a vLLM version string, or None."""
-    v = version_tuple(version)
-    for r in RELEASES:
-        if r.platform_group is None:
-            continue
-        own = version_tuple(r.version)
-        if (v[:2] == own[:2]) if r.group_patches else (v == own):
-            return r.platform_group
-    return None
 
 
 def bounds(spec: str) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
@@ -403,8 +385,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for r in RELEASES:
             flags = [f"transformers{r.transformers}"] + [q for q, _ in r.extra]
-            if r.platform_group:
-                flags.append(f"platform group {r.platform_group}{' (X.Y.*)' if r.group_patches else ''}")
             print(f"{r.env}{' (default)' if r.version == DEFAULT else ''}: {', '.join(flags)}")
         return 0
     for problem in problems:

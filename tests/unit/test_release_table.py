@@ -151,7 +151,6 @@ def test_the_table_is_well_formed():
         if r.transformers != r.asks and bounds(r.asks)[1] != upper:
             assert r.narrowed, f"{r.env}: a narrower upper bound needs its reason"
         assert all(req and why for req, why in r.extra), r.env
-        assert r.platform_group is not None or not r.group_patches, f"{r.env}: group_patches without a group"
 
 
 @pytest.mark.parametrize("group", releases.vision_py_groups())
@@ -173,56 +172,9 @@ def test_the_table_loads_by_path_without_torch():
             f"spec = importlib.util.spec_from_file_location('r', {str(ROOT / 'conformance' / 'releases.py')!r})\n"
             "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
             "assert 'torch' not in sys.modules\n"
-            "print(m.envs()[-1], m.platform_group('0.27.1'))\n")
+            "print(m.envs()[-1], m.version_tuple('0.27.1+empty'))\n")
     out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and out.stdout.split() == ["vllm-0.33.0", "0.27"], out.stderr
-
-
-# ---------------------------------------------------------------- the platform groups
-
-def _old_release_group(version):
-    """platforms.release_group before it read the table (commit e27c3f5), as it was."""
-    t = tuple(int(p) for p in re.findall(r"\d+", version.split("+")[0])[:3])
-    v = t[:2] + (0,) if t[:2] in ((0, 27), (0, 33)) else t
-    return {(0, 11, 2): "0.11", (0, 27, 0): "0.27", (0, 33, 0): "0.33"}.get(v)
-
-
-@pytest.mark.parametrize("version,group", [
-    ("0.11.2", "0.11"), ("0.11.1", None), ("0.11.3", None), ("0.11.2+empty", "0.11"),
-    ("0.27.0", "0.27"), ("0.27.1", "0.27"), ("0.26.0", None), ("0.28.0", None),
-    ("0.33.0", "0.33"), ("0.33.1", "0.33"), ("0.33.0+empty", "0.33"), ("0.13.0", None), ("0.30.0", None),
-    ("", None), ("nonsense", None),
-])
-def test_release_group_reads_the_table(version, group):
-    from vllm_vision_conformance.conformance.platforms import release_group
-
-    assert release_group(version) == group == _old_release_group(version)
-
-
-def test_release_group_is_unchanged_on_every_version_form():
-    from vllm_vision_conformance.conformance.platforms import release_group
-
-    versions = [f"{a}.{b}.{c}{s}" for a in (0, 1) for b in range(40) for c in range(4)
-                for s in ("", "+empty", ".dev3+gabc", "rc1", ".post1")]
-    versions += [f"0.{b}" for b in range(40)] + ["0", "0.11.2.1", "11.2"]
-    assert [release_group(v) for v in versions] == [_old_release_group(v) for v in versions]
-
-
-def test_release_group_without_a_version_reads_the_installed_vllm(monkeypatch):
-    import importlib.metadata
-
-    from vllm_vision_conformance.conformance.platforms import release_group
-
-    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.27.1" if name == "vllm" else "0")
-    assert release_group() == "0.27"
-    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.28.0")
-    assert release_group() is None
-
-    def missing(name):
-        raise importlib.metadata.PackageNotFoundError(name)
-
-    monkeypatch.setattr(importlib.metadata, "version", missing)
-    assert release_group() is None
+    assert out.returncode == 0 and out.stdout.split() == ["vllm-0.33.0", "(0,", "27,", "1)"], out.stderr
 
 
 # ---------------------------------------------------------------- tox.ini
