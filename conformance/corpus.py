@@ -56,6 +56,18 @@ def _hf_config(name: str, fields: dict):
     return getattr(transformers, name)(**fields)
 
 
+def _is_hf_config(obj: Any) -> bool:
+    return type(obj).__module__.startswith("transformers.") and hasattr(obj, "to_dict")
+
+
+def _config_fields(obj: Any) -> dict:
+    """The fields of a transformers config that differ from its class's defaults (the same
+    class's defaults differ little across transformers versions; its full dict does)."""
+    mine, default = obj.to_dict(), type(obj)().to_dict()
+    return {k: v for k, v in mine.items() if k not in ("transformers_version", "model_type")
+            and (k not in default or default[k] != v)}
+
+
 class _Pickler(pickle.Pickler):
     """The worker wire's pickler (tensors as raw bytes), and transformers configs by value."""
 
@@ -67,9 +79,8 @@ class _Pickler(pickle.Pickler):
 
     def reducer_override(self, obj):
         cls = type(obj)
-        if cls.__module__.startswith("transformers.") and hasattr(obj, "to_diff_dict"):
-            fields = {k: v for k, v in obj.to_diff_dict().items() if k not in ("transformers_version", "model_type")}
-            return _hf_config, (cls.__name__, fields)
+        if _is_hf_config(obj):
+            return _hf_config, (cls.__name__, _config_fields(obj))
         return NotImplemented
 
 
@@ -142,11 +153,36 @@ def _entry(function: str, check, label: str, value: Any) -> dict | None:
     data = dump_input(value)
     if len(data) > MAX_INPUT_BYTES:
         return None
-    entry = {"id": f"{check.id}/{label}", "check": check.id, "call": format_call(function, value), "data": data}
+    entry = {"id": f"{check.id}/{label}", "check": check.id, "call": format_call(function, _shown(value)),
+             "data": data}
     points = grid_points(function, check.id, value)
     if points:
         entry["points"] = points
     return entry
+
+
+class _Shown:
+    """A value shown by a repr of our own (a transformers config by its non-default fields)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _shown(value: Any) -> Any:
+    import types
+
+    cls = type(value)
+    if _is_hf_config(value):
+        fields = _config_fields(value)
+        return _Shown(f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})")
+    if isinstance(value, types.SimpleNamespace):
+        return _Shown(f"namespace({', '.join(f'{k}={_shown(v)!r}' for k, v in vars(value).items())})")
+    if type(value) is dict:
+        return {k: _shown(v) for k, v in value.items()}
+    return value
 
 
 def grid_points(function: str, check_id: str, value: Any) -> list[str] | None:
@@ -421,10 +457,12 @@ def run(sess, shard: tuple[int, int] = (0, 1)) -> dict:
                 out["targets"].setdefault(target.name, {})[spec.name] = {"absent": True}
                 continue
             answers: dict = {}
+            began = time.monotonic()
             try:
                 answer_all(sess, target, spec, corpus, answers)
             finally:
-                out["targets"].setdefault(target.name, {})[spec.name] = {"answers": answers}
+                out["targets"].setdefault(target.name, {})[spec.name] = {
+                    "answers": answers, "seconds": round(time.monotonic() - began, 2)}
     out["seconds"] = round(time.monotonic() - start, 1)
     return out
 
@@ -498,6 +536,8 @@ def changes(rows: list[dict], functions: list[str]) -> dict:
                         kinds=sorted(kinds.values(), key=lambda k: (-k["count"], k["kind"])))
             pairs.append(pair)
         absent = [r.get("release") for r in rows if (r.get("corpus") or {}).get(function, {}).get("absent")]
+        if not have and not absent:
+            continue  # no report has corpus answers for it (reports of an older suite)
         out[function] = {"pairs": pairs, "releases": [r.get("release") for r in have], "absent": absent}
     return out
 
@@ -576,5 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # run as the package's module, so that the pickles name it, not __main__
+    from vllm_vision_conformance.conformance import corpus as _module
+
+    raise SystemExit(_module.main())
