@@ -375,20 +375,26 @@ def answer_all(sess, target, spec, corpus: dict, answers: dict) -> None:
     hangs = 0
     for entry in corpus["inputs"]:
         _stop_if_terminated()
-        key = entry["id"]
+        points = entry.get("points")
+
+        def put(text: str, kind: str, entry=entry, points=points) -> None:
+            # a grid's entry answers per point: an answer for the whole grid is every point's
+            for key in [f"{entry['id']}@{i}" for i in range(len(points))] if points else [entry["id"]]:
+                answers[key] = [text, kind]
+
         check = checks.get(entry["check"])
         if check is None:
-            answers[key] = ["not in this suite", "not in this suite"]
+            put("not in this suite", "not in this suite")
             continue
         if target.kind == "reference" and check.needs_reference and check.ref_probe is None:
             continue  # the judge computes the contract itself: the reference has no answer of its own
         if hangs >= HANGS:
-            answers[key] = [f"not answered: {target.name} hung {hangs} times", "not answered"]
+            put(f"not answered: {target.name} hung {hangs} times", "not answered")
             continue
         try:
             drawn = load_input(entry["data"])
         except Exception as exc:  # noqa: BLE001 - stored with another version of the code
-            answers[key] = [f"input does not load: {type(exc).__name__}", "input does not load"]
+            put(f"input does not load: {type(exc).__name__}", "input does not load")
             continue
         runner = _Runner(sess, target, spec.name, check)
         runner.ctx.current = entry["call"]
@@ -399,32 +405,29 @@ def answer_all(sess, target, spec, corpus: dict, answers: dict) -> None:
             else:
                 observed = runner.observe(example)
         except NotApplicable as exc:
-            answers[key] = [f"not applicable: {_first(exc)}", "not applicable"]
+            put(f"not applicable: {_first(exc)}", "not applicable")
             continue
         except Unsupported as exc:
-            answers[key] = [f"unsupported: {_first(exc)}", "unsupported"]
+            put(f"unsupported: {_first(exc)}", "unsupported")
             continue
         except Divergence as exc:  # a fault of the target's process on this input
-            what = canonical_fault(exc.what)
-            answers[key] = [f"fault: {what}", "fault"]
+            put(f"fault: {canonical_fault(exc.what)}", "fault")
             continue
         except _StopCheck:
             hangs += 1
-            what = canonical_fault(runner.fault[0] if runner.fault else "the target's process failed")
-            answers[key] = [f"fault: {what}", "fault"]
+            put(f"fault: {canonical_fault(runner.fault[0] if runner.fault else 'the process failed')}", "fault")
             continue
         except HarnessError as exc:
-            answers[key] = [f"harness error: {_first(exc)}", "harness error"]
+            put(f"harness error: {_first(exc)}", "harness error")
             continue
         except Exception as exc:  # noqa: BLE001 - prepare failed on this input
-            answers[key] = [f"harness error: {type(exc).__name__}: {_first(exc)}", "harness error"]
+            put(f"harness error: {type(exc).__name__}: {_first(exc)}", "harness error")
             continue
-        points = entry.get("points")
         if points and type(observed) is list and len(observed) == len(points):
             for i, point in enumerate(observed):
-                answers[f"{key}@{i}"] = list(render(point))
+                answers[f"{entry['id']}@{i}"] = list(render(point))
         else:
-            answers[key] = list(render(observed))
+            put(*render(observed))
 
 
 def _first(exc: BaseException) -> str:

@@ -104,7 +104,8 @@ class ConformanceSession:
                 if target.kind == "vllm":
                     target.release = targets_mod.vllm_release()
         elif not self.fatal:
-            warm = self.only is None or any(".get_vision_encoder_info." in c for c in self.only)
+            warm = self.only is None or any(".get_vision_encoder_info." in c for c in self.only) or \
+                config.getoption("vvc_corpus") == "on"  # the corpus pass calls every function
             self.hosts = targets_mod.start(self.targets, load_timeout=self.load_timeout, warm=warm)
         for target in self.targets:
             if target.load_error:
