@@ -161,7 +161,7 @@ def render_text(sess, config, exit_status: int | None = None) -> str:
         lines.append(f"- INCOMPLETE: {len(not_run)} requested check(s) did not run (first: {not_run[0]})")
     for line in sess.incomplete:
         lines.append(f"- incomplete: {line}")
-    corpus = sess.corpus
+    corpus = getattr(sess, "corpus", {})
     if corpus.get("targets"):
         counts = ", ".join(f"{name} {sum(len(f.get('answers', {})) for f in fs.values())}"
                            for name, fs in corpus["targets"].items())
@@ -210,7 +210,7 @@ def build(sess, config, exit_status: int | None, complete: bool) -> Report:
                                             not sess.incomplete else []),
         complete=complete,
         exit_status=exit_status,
-        corpus=dict(sess.corpus),
+        corpus=dict(getattr(sess, "corpus", {})),
         meta={
             "version": _version("vllm-vision-conformance"),
             "python": platform.python_version(),
