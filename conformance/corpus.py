@@ -560,16 +560,29 @@ def render_markdown(view: dict) -> list[str]:
         if not data["pairs"]:
             lines.append("- fewer than two releases with corpus answers" +
                          (f" (absent in {', '.join(data['absent'])})" if data["absent"] else ""))
+        quiet: list = []  # consecutive pairs without a change: one line
+
+        def flush() -> None:
+            if quiet:
+                chain = " -> ".join([quiet[0]["from"], *(q["to"] for q in quiet)])
+                lines.append(f"- {chain}: no change ({quiet[-1]['inputs']} inputs)")
+                quiet.clear()
+
         for pair in data["pairs"]:
             head = f"- {pair['from']} -> {pair['to']}"
+            if pair["compared"] and not pair["changed"] and (not quiet or quiet[-1]["inputs"] == pair["inputs"]):
+                quiet.append(pair)
+                continue
+            flush()
             if not pair["compared"]:
                 lines.append(f"{head}: not compared: {pair['why']}")
             elif not pair["changed"]:
-                lines.append(f"{head}: no change ({pair['inputs']} inputs)")
+                quiet.append(pair)
             else:
                 lines.append(f"{head}: {pair['changed']} of {pair['inputs']} inputs changed")
                 for k in pair["kinds"]:
                     lines.append(f"  - `{k['kind']}` ({k['count']}): `{k['example']}`")
+        flush()
         lines.append("")
     return lines
 
