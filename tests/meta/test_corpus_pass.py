@@ -96,3 +96,10 @@ def test_two_workers_give_the_serial_answers(clean, tmp_path):
     strip = lambda r: {f: d.get("answers") for f, d in _answers(r).items()}  # noqa: E731 - not the timings
     assert strip(report) == strip(clean)
     assert report["corpus"]["functions"] == clean["corpus"]["functions"]
+
+
+def test_a_selected_run_skips_the_pass_unless_asked(tmp_path):
+    status, report, output = run_cli("--targets", "reference", "--only", f"reference.{FUNCTION}.case-no-images",
+                                     tmp_path=tmp_path)
+    assert status == 0 and "corpus" not in report, output[-3000:]
+    assert "stored corpus:" not in output
