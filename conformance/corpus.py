@@ -328,7 +328,9 @@ def _render(node: Any) -> tuple[str, str]:
         return _render(node.value)
     if type(node) is dict:
         parts = [(k, _render(v)) for k, v in node.items() if v is not None]
-        if parts and len({r for _, r in parts}) == 1:  # views that agree (the call and the platform method)
+        # views that agree (the call and the platform method), or the one view there was: one answer;
+        # a dict of one key keeps its key ({mismatch: ...})
+        if parts and len(node) > 1 and len({r for _, r in parts}) == 1:
             return parts[0][1]
         return ("{" + "; ".join(f"{k}: {t}" for k, (t, _) in parts) + "}",
                 "{" + "; ".join(f"{k}: {c}" for k, (_, c) in parts) + "}")

@@ -90,6 +90,8 @@ def test_answers_are_short_and_canonical():
     assert corpus.render({"got": enum, "direct": enum}) == ("FLASH_ATTN", "FLASH_ATTN")  # the views agree
     assert corpus.render({"got": enum, "direct": None}) == ("FLASH_ATTN", "FLASH_ATTN")
     assert corpus.render(Outcome(value=576)) == ("576", "int")
+    assert corpus.render({"mismatch": "a collective mismatch"}) == ("{mismatch: 'a collective mismatch'}",
+                                                                   "{mismatch: str}")
     a, kind = corpus.render(Outcome(value=torch.zeros(2, 3)))
     b, _ = corpus.render(Outcome(value=torch.ones(2, 3)))
     assert a.startswith("tensor float32[2, 3] #") and kind == "tensor float32" and a != b
