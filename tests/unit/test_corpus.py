@@ -188,3 +188,18 @@ def test_a_report_keeps_its_corpus_section_through_save_and_load(tmp_path):
     path = tmp_path / "r.json"
     report.save(str(path))
     assert results.load(str(path)).corpus == data["corpus"]
+
+
+def test_the_draws_come_from_the_suites_own_property_function():
+    """corpus.first_draws gets the suite's draws by rebuilding session._run's ``prop``
+    (Hypothesis seeds a derandomized run from its source); a change there must fail here."""
+    import inspect
+
+    from hypothesis.internal.reflection import function_digest
+
+    from vllm_vision_conformance.conformance import session
+
+    prop = corpus.property_of(object(), "f", "c")
+    assert inspect.getsource(prop) in inspect.getsource(session._run)
+    assert function_digest(prop) == function_digest(corpus.property_of(None, "f", "c"))
+    assert function_digest(prop) != function_digest(corpus.property_of(None, "f", "d"))
