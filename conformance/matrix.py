@@ -44,7 +44,7 @@ import sys
 import time
 from typing import Any
 
-from . import baseline, results
+from . import baseline, corpus, results
 from .results import CELL_EXPECTED, Status
 
 # the report's cell words -> the matrix's ("not provided" by a release is "absent" there)
@@ -121,9 +121,24 @@ def row_from_report(report: dict, *, env: str | None = None, seconds: float | No
                               for c in report.get("checks", [])
                               if c.get("target") != target and c.get("status") in FAILING],
         "cells": cells,
+        "corpus": _corpus_of(report, target),
     }
     row.update(extra or {})
     return row
+
+
+def _corpus_of(report: dict, target: str) -> dict:
+    """The target's answers on the stored corpus, per function, with the file's hash
+    (conformance.corpus; {} for a report without them)."""
+    section = report.get("corpus") or {}
+    hashes = section.get("functions", {})
+    out = {}
+    for function, data in (section.get("targets", {}).get(target) or {}).items():
+        if data.get("absent"):
+            out[function] = {"absent": True}
+        elif function in hashes:
+            out[function] = {"hash": hashes[function], "answers": data.get("answers", {})}
+    return out
 
 
 def failed_row(env: str, why: str, seconds: float | None = None, release: str | None = None) -> dict:
@@ -199,10 +214,12 @@ def exit_status(rows: list[dict], strict: bool = False) -> int:
 def build(rows: list[dict], strict: bool = False) -> dict:
     rows = sorted(rows, key=lambda r: version_key(r.get("release") or _env_release(r.get("env"))))
     annotate_absent(rows)
+    functions = functions_of(rows)
     return {
         "tool": "vllm-vision-matrix",
-        "functions": functions_of(rows),
+        "functions": functions,
         "releases": rows,
+        "changes": corpus.changes(rows, functions),  # what changed between releases, on the stored corpus
         "strict": strict,
         "exit_status": exit_status(rows, strict),
     }
@@ -252,7 +269,10 @@ def render_markdown(matrix: dict) -> str:
     if notes:
         lines.append("")
         lines.extend(notes)
-    return "\n".join(lines) + "\n"
+    if matrix.get("changes"):
+        lines.append("")
+        lines.extend(corpus.render_markdown(matrix["changes"]))
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _anchor(row: dict, function: str) -> str:
@@ -326,6 +346,8 @@ def render_html(matrix: dict) -> str:
         out.append("</ul>")
     out.append("<h2>Divergences</h2>")
     out.extend(sections or ["<p>none</p>"])
+    if matrix.get("changes"):
+        out.extend(corpus.render_html(matrix["changes"]))
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 

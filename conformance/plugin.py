@@ -57,6 +57,9 @@ OPTIONS = (
      dict(action="store_true")),
     ("quiet", "print only the table, the new divergences and what went wrong (CLI: -q)",
      dict(action="store_true")),
+    ("corpus", "answer the stored input corpus (conformance/corpus/) after the checks, every target, for the "
+               "report and the matrix's 'what changed between releases': auto (default: when no --only or -k "
+               "selects checks), on, off", dict(default="auto", choices=("auto", "on", "off"))),
     ("profile", "the suite's Hypothesis profile: dev, ci (default; derandomized) or thorough; "
                 "--hypothesis-profile NAME picks any registered profile instead",
      dict(default=None, metavar="NAME")),

@@ -161,6 +161,14 @@ def render_text(sess, config, exit_status: int | None = None) -> str:
         lines.append(f"- INCOMPLETE: {len(not_run)} requested check(s) did not run (first: {not_run[0]})")
     for line in sess.incomplete:
         lines.append(f"- incomplete: {line}")
+    corpus = getattr(sess, "corpus", {})
+    if corpus.get("targets"):
+        counts = ", ".join(f"{name} {sum(len(f.get('answers', {})) for f in fs.values())}"
+                           for name, fs in corpus["targets"].items())
+        lines.append(f"stored corpus: {len(corpus['functions'])} functions, answers per target: {counts} "
+                     f"({corpus.get('seconds', 0):.1f} s; in the JSON report)")
+    for line in corpus.get("errors", ()):
+        lines.append(f"- corpus: {line}")
     if exit_status is not None:
         lines.append(f"exit status {exit_status} ({Exit(exit_status).name.lower().replace('_', ' ')})"
                      if exit_status in tuple(Exit) else f"exit status {exit_status}")
@@ -202,6 +210,7 @@ def build(sess, config, exit_status: int | None, complete: bool) -> Report:
                                             not sess.incomplete else []),
         complete=complete,
         exit_status=exit_status,
+        corpus=dict(getattr(sess, "corpus", {})),
         meta={
             "version": _version("vllm-vision-conformance"),
             "python": platform.python_version(),

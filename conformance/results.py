@@ -80,6 +80,8 @@ class CheckResult:
     # How many of the drawn inputs fell in each boundary class the strategies
     # announce with hypothesis.event() (properties only).
     events: dict[str, int] = dataclasses.field(default_factory=dict)
+    # the minimal input itself (base64 of conformance.corpus.dump_input), for the stored corpus
+    input: str | None = None
 
     @property
     def id(self) -> str:
@@ -131,6 +133,9 @@ class Report:
     complete: bool = False
     exit_status: int | None = None
     meta: dict = dataclasses.field(default_factory=dict)  # versions, profile, seconds
+    # the corpus pass (conformance.corpus): {"functions": {function: file hash}, "targets": {target:
+    # {function: {"answers": {input id: [answer, kind]}} or {"absent": true}}}, "seconds"}; {} in older reports
+    corpus: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -145,6 +150,7 @@ class Report:
             "stale_expectations": list(self.stale_expectations),
             "bad_input": list(self.bad_input),
             "incomplete": list(self.incomplete),
+            **({"corpus": self.corpus} if self.corpus else {}),
         }
 
     @classmethod
@@ -155,7 +161,7 @@ class Report:
         if not isinstance(schema, int) or schema > SCHEMA:
             raise BadReport(f"report schema {schema!r} is newer than this tool's ({SCHEMA}); upgrade the tool")
         known = {"tool", "schema", "complete", "exit_status", "targets", "table", "checks",
-                 "stale_expectations", "bad_input", "incomplete"}
+                 "stale_expectations", "bad_input", "incomplete", "corpus"}
         try:
             return cls(
                 targets=[TargetInfo.from_dict(t) for t in data["targets"]],
@@ -167,6 +173,7 @@ class Report:
                 # schema 1 reports were written once, at the end of a finished run
                 complete=data.get("complete", schema == 1),
                 exit_status=data.get("exit_status"),
+                corpus=data.get("corpus") or {},
                 meta={k: v for k, v in data.items() if k not in known},
             )
         except (TypeError, ValueError, KeyError) as exc:

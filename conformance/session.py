@@ -57,6 +57,7 @@ class ConformanceSession:
         self.bad_input: list[str] = []
         self.incomplete: list[str] = []
         self.gate_text = ""  # --baseline: the comparison, printed before the report
+        self.corpus: dict = {}  # the corpus pass: answers per target and function (conformance.corpus)
         self.results: list[CheckResult] = []
         self.requested: list[str] = []
         self.expectations: dict[str, Expectations] = {}
@@ -103,7 +104,8 @@ class ConformanceSession:
                 if target.kind == "vllm":
                     target.release = targets_mod.vllm_release()
         elif not self.fatal:
-            warm = self.only is None or any(".get_vision_encoder_info." in c for c in self.only)
+            warm = self.only is None or any(".get_vision_encoder_info." in c for c in self.only) or \
+                config.getoption("vvc_corpus") == "on"  # the corpus pass calls every function
             self.hosts = targets_mod.start(self.targets, load_timeout=self.load_timeout, warm=warm)
         for target in self.targets:
             if target.load_error:
@@ -315,6 +317,9 @@ def pytest_testnodedown(node, error):
     for line in sent.get("incomplete", ()):
         if line not in sess.incomplete:
             sess.incomplete.append(line)
+    from .corpus import merge
+
+    merge(sess.corpus, sent.get("corpus") or {})
     for name, info in sent.get("targets", {}).items():
         target = next((t for t in sess.targets if t.name == name), None)
         if target is not None:
@@ -422,6 +427,7 @@ class _Runner:
         self.view = TargetView(target.local, function, sess.timeout, in_controller=True) \
             if target.local is not None else None
         self.fault: tuple[str, str] | None = None  # (cause, call) of the last fault
+        self.drawn = None  # the input being run, as drawn (a divergence's minimal input, for the corpus)
 
     def observe(self, example: dict):
         from . import plain
@@ -510,6 +516,7 @@ class _Runner:
         """Run one example: prepare, observe, judge."""
         _stop_if_terminated()
         ctx = self.ctx
+        self.drawn = drawn
         ctx.current = format_call(self.function, drawn)
         ctx.examples += 1
         try:
@@ -529,7 +536,7 @@ class _Runner:
                 raise _StopCheck() from None
             entry = self.recorded(example, got, exc)
             if entry is not None:
-                self.departures.append((ctx.current, exc.what, entry))
+                self.departures.append((ctx.current, exc.what, entry, drawn))
                 return
             raise
         except HarnessError:
@@ -626,6 +633,7 @@ def _run(sess, config, target, function, check, result, case_id, item=None) -> N
         result.repro = sess.repro(case_id)
         pytest.fail(f"harness error: {harness}\n  input: {ctx.current}\n  replay: {result.repro}", pytrace=False)
     if verdict is not None:
+        result.input = _input_of(runner.drawn)
         _diverged(sess, config, result, case_id, verdict[0], verdict[1], ctx.examples)
     if runner.departures:
         _departed(sess, result, case_id, runner)
@@ -638,18 +646,28 @@ def _run(sess, config, target, function, check, result, case_id, item=None) -> N
 def _departed(sess, result, case_id, runner) -> None:
     """Every divergence of the check was one its entry records: an expected divergence,
     shown with its shortest input."""
-    call, message, entry = min(runner.departures, key=lambda d: (len(d[0] or ""), d[0] or ""))
+    call, message, entry, drawn = min(runner.departures, key=lambda d: (len(d[0] or ""), d[0] or ""))
     how = f"follows the recorded rule {entry.rule}: " if entry.rule else ""
     count = len(runner.departures)
     result.message = f"{how}{message}" + (f" (on {count} of {result.examples} inputs)" if result.kind != "case" else "")
     result.example, result.repro = call, sess.repro(case_id)
+    result.input = _input_of(drawn)
     matched = []
-    for _, _, e in runner.departures:
+    for _, _, e, _ in runner.departures:
         if e not in matched:
             e.matched = True
             matched.append(e)
     result.status, result.reason = Status.EXPECTED, " / ".join(e.reason for e in matched)
     pytest.xfail(f"expected divergence ({entry.source}): {entry.reason}")
+
+
+def _input_of(drawn) -> str | None:
+    """The minimal input itself, for the stored corpus (``--reports`` of conformance.corpus)."""
+    if drawn is None:
+        return None
+    from .corpus import encode_example
+
+    return encode_example(drawn)
 
 
 def _events(stats: dict) -> dict[str, int]:
@@ -765,20 +783,44 @@ def _exit_status(session, sess, exitstatus) -> int:
     return worst(codes)
 
 
+def _corpus_pass(config, sess, exitstatus) -> None:
+    """Every target answers the stored corpus (``--corpus``), after the checks: the answers
+    go in the report. Under pytest-xdist each worker answers its share of the functions."""
+    choice = config.getoption("vvc_corpus", "auto")
+    selected = sess.only is not None or bool(config.getoption("keyword", ""))
+    if choice == "off" or (choice == "auto" and selected) or sess.fatal or \
+            exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR) or _TERMINATED:
+        return
+    from . import corpus
+
+    shard = (0, 1)
+    if sess.role == "worker":
+        worker = config.workerinput
+        shard = (int(str(worker.get("workerid", "gw0")).removeprefix("gw") or 0), int(worker.get("workercount", 1)))
+    try:
+        sess.corpus = corpus.run(sess, shard)
+    except KeyboardInterrupt:
+        sess.incomplete.append("the run was interrupted during the corpus pass")
+
+
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if role(config) == "worker":
         sess = getattr(config, "_vvc_session", None)
         if sess is not None:
+            _corpus_pass(config, sess, exitstatus)
             config.workeroutput["vvc"] = {
                 "bad_input": list(sess.bad_input), "incomplete": list(sess.incomplete),
-                "targets": {t.name: {"release": t.release, "load_error": t.load_error} for t in sess.targets}}
+                "targets": {t.name: {"release": t.release, "load_error": t.load_error} for t in sess.targets},
+                "corpus": sess.corpus}
         return
     sess = getattr(config, "_vvc_session", None)
     if sess is None and role(config) == "controller":
         sess = session_of(config)  # no worker got as far as collecting
     if sess is None:
         return
+    if sess.role == "serial":
+        _corpus_pass(config, sess, exitstatus)
     status = _exit_status(session, sess, exitstatus)
     if session.config.getoption("vvc_baseline") and status not in (Exit.BAD_INPUT, Exit.INCOMPLETE):
         status = _gate(session, sess, status)
