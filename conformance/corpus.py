@@ -114,16 +114,23 @@ def file_hash(path: str) -> str:
         return hashlib.sha256(handle.read()).hexdigest()[:16]
 
 
-def load(function: str, folder: str = FOLDER) -> dict | None:
-    """The stored corpus of ``function`` (None: there is none), with its ``hash``."""
-    from . import plain
+class _NoClasses(pickle.Unpickler):
+    """The outer file is plain builtins data: refuse any class (standard library only, so
+    the matrix can read the stored calls where torch is not installed)."""
 
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"a corpus file names no class (found {module}.{name})")
+
+
+def load(function: str, folder: str = FOLDER) -> dict | None:
+    """The stored corpus of ``function`` (None: there is none), with its ``hash``. Needs no
+    torch: each input stays its own pickle (``load_input``)."""
     path = path_of(function, folder)
     if not os.path.exists(path):
         return None
     with open(path, "rb") as handle:
         raw = handle.read()
-    data = plain.loads(raw)  # plain data only: no class may be named in the outer file
+    data = _NoClasses(io.BytesIO(raw)).load()  # plain data only: no class may be named in the outer file
     if type(data) is not dict or data.get("format") != FORMAT or data.get("function") != function:
         raise ValueError(f"{path}: not a corpus file of format {FORMAT} for {function}")
     data["hash"] = hashlib.sha256(raw).hexdigest()[:16]

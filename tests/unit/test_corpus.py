@@ -203,3 +203,22 @@ def test_the_draws_come_from_the_suites_own_property_function():
     assert inspect.getsource(prop) in inspect.getsource(session._run)
     assert function_digest(prop) == function_digest(corpus.property_of(None, "f", "c"))
     assert function_digest(prop) != function_digest(corpus.property_of(None, "f", "d"))
+
+
+def test_the_view_reads_the_stored_calls_without_torch():
+    """The matrix renders where torch is not installed (vllm-vision-matrix beside tox): the
+    examples must still be the inputs as calls, not bare input ids."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = ("import sys; sys.modules['torch'] = None\n"  # any import of torch fails
+            "from vllm_vision_conformance.conformance import corpus\n"
+            "c = corpus.load('get_vit_attn_backend')\n"
+            "calls = corpus.calls_of('get_vit_attn_backend', c['hash'])\n"
+            "print(len(calls), sum(v.startswith('get_vit_attn_backend(') for v in calls.values()))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": root})
+    assert out.returncode == 0, out.stderr[-2000:]
+    total, as_calls = map(int, out.stdout.split())
+    assert total > 300 and as_calls == total, out.stdout
