@@ -373,6 +373,10 @@ def pytest_collection_finish(session):
         # A terminated run still writes its report (marked incomplete) and says so in its exit status.
         signal.signal(signal.SIGTERM, _terminate)
         sess.sigterm = True
+    if sess.requested and sess.role == "serial" and threading_main() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _terminate)  # Ctrl-C: the same, at the next example or check
+        sess.sigint = True
 
 
 def _nothing_selected(config) -> str:
@@ -388,22 +392,30 @@ def threading_main() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-_TERMINATED = []  # SIGTERM arrived
+_TERMINATED = []  # SIGTERM (or, in a serial run, SIGINT) arrived
+
+
+def _signal_name(signum) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)
 
 
 def _terminate(signum, frame):
-    """SIGTERM: the run stops at the next example or check (``_stop_if_terminated``).
-    Raising here instead could land inside a callback whose exceptions Python only
-    prints (Hypothesis's gc callback): the run went on, and the test of it hung.
-    pytest-xdist's controller runs no example, so it raises at once."""
+    """SIGTERM, and SIGINT in a serial run: the run stops at the next example or check
+    (``_stop_if_terminated``). Raising here instead could land inside a callback whose
+    exceptions Python only prints (Hypothesis's gc callback): the run went on, and the
+    test of it hung (seen with SIGTERM, then with Python's own SIGINT handler on a loaded
+    machine). pytest-xdist's controller runs no example, so it raises at once."""
     _TERMINATED.append(signum)
     if _CONFIG is not None:
-        raise KeyboardInterrupt("terminated (SIGTERM)")
+        raise KeyboardInterrupt(f"terminated ({_signal_name(signum)})")
 
 
 def _stop_if_terminated() -> None:
     if _TERMINATED:
-        raise KeyboardInterrupt("terminated (SIGTERM)")
+        raise KeyboardInterrupt(f"terminated ({_signal_name(_TERMINATED[0])})")
 
 
 def _first_divergence(exc: BaseException) -> BaseException:
@@ -751,6 +763,8 @@ def pytest_unconfigure(config):
         sys.stderr.write(f"vllm-vision-conformance: incomplete: {line}\n")
     if getattr(sess, "sigterm", False):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if getattr(sess, "sigint", False):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _exit_status(session, sess, exitstatus) -> int:
@@ -760,7 +774,7 @@ def _exit_status(session, sess, exitstatus) -> int:
     done = {r.id for r in sess.results if r.status is not Status.NOT_RUN}
     missing = [c for c in sess.requested if c not in done]
     if _TERMINATED and exitstatus != pytest.ExitCode.INTERRUPTED:  # after the last check ran
-        sess.incomplete.append("the run was terminated (SIGTERM) before it ended")
+        sess.incomplete.append(f"the run was terminated ({_signal_name(_TERMINATED[0])}) before it ended")
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         sess.incomplete.append(f"the run was interrupted; {len(missing)} of {len(sess.requested)} requested "
                                "checks did not run")
