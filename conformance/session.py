@@ -278,6 +278,15 @@ def pytest_sessionstart(session):
         if threading_main() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _terminate)
             session.config._vvc_sigterm = True
+        if threading_main() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _terminate)  # raises at once; recorded too (a report re-raises)
+            session.config._vvc_sigint = True
+    elif role(session.config) == "serial" and threading_main() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        # from the start, not only once the checks are collected: a Ctrl-C during collection
+        # (imports, Hypothesis's gc callback) was printed and lost, and the run went on
+        signal.signal(signal.SIGINT, _terminate)
+        session.config._vvc_sigint = True
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -306,6 +315,7 @@ def pytest_runtest_logreport(report):
         if entries is not None and index < len(entries.of(result.function, result.check)):
             entries.of(result.function, result.check)[index].matched = True
     sess.checkpoint()
+    _stop_if_terminated()  # a signal whose KeyboardInterrupt was lost (raised in a callback) still ends the run
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -744,6 +754,8 @@ def pytest_unconfigure(config):
     _TERMINATED.clear()
     if getattr(config, "_vvc_sigterm", False):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if getattr(config, "_vvc_sigint", False):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     _CONFIG = None
     sess = getattr(config, "_vvc_session", None)
     if sess is None:
