@@ -278,15 +278,6 @@ def pytest_sessionstart(session):
         if threading_main() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _terminate)
             session.config._vvc_sigterm = True
-        if threading_main() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            signal.signal(signal.SIGINT, _terminate)  # raises at once; recorded too (a report re-raises)
-            session.config._vvc_sigint = True
-    elif role(session.config) == "serial" and threading_main() and \
-            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        # from the start, not only once the checks are collected: a Ctrl-C during collection
-        # (imports, Hypothesis's gc callback) was printed and lost, and the run went on
-        signal.signal(signal.SIGINT, _terminate)
-        session.config._vvc_sigint = True
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -342,6 +333,14 @@ def pytest_testnodedown(node, error):
 def pytest_configure(config):
     """The suite's profile, chosen before Hypothesis's plugin loads one (a nonexistent one is bad input)."""
     profiles.register()
+    if not hasattr(config, "workerinput") and threading_main() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        # Ctrl-C from the first moment of a run: Python's own handler raised wherever the main
+        # thread was, also inside code that catches everything (a target's import) or only
+        # prints (Hypothesis's gc callback), and the run went on. Recorded, it ends the run at
+        # the next example or check (pytest-xdist's controller: at once, and at the next report).
+        signal.signal(signal.SIGINT, _terminate)
+        config._vvc_sigint = True
     explicit = getattr(config.option, "hypothesis_profile", None)
     short = config.getoption("vvc_profile") or os.environ.get("VVC_PROFILE") or None
     config._vvc_profile, error = profiles.choose(explicit, short)
@@ -383,10 +382,6 @@ def pytest_collection_finish(session):
         # A terminated run still writes its report (marked incomplete) and says so in its exit status.
         signal.signal(signal.SIGTERM, _terminate)
         sess.sigterm = True
-    if sess.requested and sess.role == "serial" and threading_main() and \
-            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _terminate)  # Ctrl-C: the same, at the next example or check
-        sess.sigint = True
 
 
 def _nothing_selected(config) -> str:
@@ -775,8 +770,6 @@ def pytest_unconfigure(config):
         sys.stderr.write(f"vllm-vision-conformance: incomplete: {line}\n")
     if getattr(sess, "sigterm", False):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if getattr(sess, "sigint", False):
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _exit_status(session, sess, exitstatus) -> int:
