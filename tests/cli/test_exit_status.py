@@ -16,6 +16,14 @@ from ..conftest import CANDIDATES, run_cli
 ONE = "reference.get_load_balance_assignment.case-docstring-example"
 
 
+
+def _sigint_default():
+    """The suite as a user's foreground run gets it: a run started in the background of a
+    non-interactive shell (`pytest ... &`) inherits SIGINT ignored, and so would the suite."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def _error_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("vllm-vision-conformance: error:")]
 
@@ -93,7 +101,8 @@ def test_an_interrupted_run_writes_its_report_and_exits_3(tmp_path, sig):
     env = dict(os.environ, VLLM_LOGGING_LEVEL="ERROR")
     proc = subprocess.Popen([sys.executable, "-m", "vllm_vision_conformance", "--targets", "reference", "--report-json",
                              str(report), "--profile=ci"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_sigint_default)
     deadline = time.monotonic() + 120
     while not report.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)

@@ -25,6 +25,14 @@ pytestmark = pytest.mark.slow
 ONE = "reference.get_load_balance_assignment.case-docstring-example"
 
 
+
+def _sigint_default():
+    """The suite as a user's foreground run gets it: a run started in the background of a
+    non-interactive shell (`pytest ... &`) inherits SIGINT ignored, and so would the suite."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def _ids(target: str, *functions: str) -> str:
     return ",".join(f"{target}.{f}.{c.id}" for f in functions for c in BY_NAME[f].checks
                     if not (target == "reference" and c.needs_reference))
@@ -125,7 +133,8 @@ def test_an_interrupted_run_under_two_workers_writes_its_report_and_exits_3(tmp_
     env = dict(os.environ, VLLM_LOGGING_LEVEL="ERROR")
     proc = subprocess.Popen([sys.executable, "-m", "vllm_vision_conformance", "--targets", "reference",
                              "--report-json", str(report), "-n", "2"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=_sigint_default)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:  # until the controller has results
         if report.exists() and any(c["status"] == "conforms" for c in json.loads(report.read_text())["checks"]):
