@@ -268,7 +268,7 @@ def backend_rule(name: str) -> Callable:
                 old = _cuda_old(parts, facts, head_size, dtype)
                 if old is not None:
                     return old
-            if facts.kind in ("rocm", "xpu") and "sdpa" in (parts.rocm if facts.kind == "rocm" else parts.xpu):
+            if (facts.kind == "rocm" and parts.rocm == "sdpa") or (facts.kind == "xpu" and parts.xpu == "sdpa"):
                 return "TORCH_SDPA"
             if facts.kind == "xpu" and parts.xpu == "fa-always":
                 return "FLASH_ATTN"
